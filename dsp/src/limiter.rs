@@ -1,0 +1,232 @@
+//! The look-ahead peak limiter behind `Gain` for volumes above 1: applies a gain and
+//! keeps every sample under a ceiling without clipping. Knows nothing of how it is used.
+
+use std::collections::VecDeque;
+
+use crate::Block;
+
+/// The limiter ceiling: −1 dBFS.
+pub const CEILING: f32 = 0.891_250_9;
+
+/// The level the gain computer aims for: a hair under the ceiling, so that rounding in
+/// the gain smoothing can never push a sample over it.
+const TARGET: f64 = CEILING as f64 * 0.9999;
+
+/// How far ahead the limiter looks, which is also how long a gain reduction takes to
+/// reach full depth (a linear ramp) and the delay the limiter adds.
+const LOOKAHEAD_SECS: f64 = 0.005;
+
+/// Time constant of the exponential recovery after a peak has passed.
+const RELEASE_SECS: f64 = 0.08;
+
+/// A gain this close to 1 is 1: the recovery would otherwise crawl towards it forever.
+const UNITY_SNAP: f64 = 1e-6;
+
+/// Gain, then a look-ahead brick-wall limiter linked across channels.
+///
+/// For every input frame it computes the gain that would put the frame's loudest channel
+/// at the ceiling, holds the minimum of that over the look-ahead window, lets it recover
+/// exponentially, and smooths the result with a moving average as long as the window.
+/// The average of values that were all at most the requirement of the frame leaving the
+/// delay line is itself at most that requirement, so no output exceeds the ceiling, and
+/// the gain moves in ramps rather than steps. A signal whose peaks stay under the ceiling
+/// meets a gain of exactly 1.
+#[derive(Debug, Clone)]
+pub(crate) struct Limiter {
+    gain: f32,
+    window: usize,
+    release: f64,
+    hold: MinHold,
+    smoothing: MovingAverage,
+    recovered: f64,
+    delay: Vec<Vec<f32>>,
+    delay_pos: usize,
+    delay_filled: usize,
+}
+
+impl Limiter {
+    /// A limiter applying `gain` to `channels` channels at `sample_rate_hz`.
+    pub(crate) fn new(gain: f32, channels: usize, sample_rate_hz: u32) -> Self {
+        let rate = f64::from(sample_rate_hz);
+        let window = ((LOOKAHEAD_SECS * rate).round() as usize).max(2);
+        Self {
+            gain,
+            window,
+            release: 1.0 - (-1.0 / (RELEASE_SECS * rate)).exp(),
+            hold: MinHold::new(window),
+            smoothing: MovingAverage::new(window),
+            recovered: 1.0,
+            delay: vec![vec![0.0; window - 1]; channels],
+            delay_pos: 0,
+            delay_filled: 0,
+        }
+    }
+
+    /// Applies gain and limiting to `input`; the output lags by `window - 1` frames.
+    pub(crate) fn process(&mut self, input: &Block, output: &mut Block) {
+        output.reset_to(self.delay.len());
+        for frame in 0..input.frames() {
+            self.push_frame(|channel| input.plane(channel)[frame], output);
+        }
+    }
+
+    /// Emits the frames still in the delay line and returns to the initial state.
+    pub(crate) fn flush(&mut self, output: &mut Block) {
+        output.reset_to(self.delay.len());
+        if self.delay_filled > 0 {
+            // Pushing a full delay line of silence emits exactly the frames held in it.
+            for _ in 0..self.window - 1 {
+                self.push_frame(|_| 0.0, output);
+            }
+        }
+        self.reset();
+    }
+
+    /// Forgets all history.
+    pub(crate) fn reset(&mut self) {
+        self.hold.reset();
+        self.smoothing.reset();
+        self.recovered = 1.0;
+        self.delay.iter_mut().for_each(|line| line.fill(0.0));
+        self.delay_pos = 0;
+        self.delay_filled = 0;
+    }
+
+    /// Takes one input frame and, once the delay line is full, emits the frame that
+    /// entered it `window - 1` frames ago.
+    fn push_frame(&mut self, sample: impl Fn(usize) -> f32, output: &mut Block) {
+        let peak = (0..self.delay.len())
+            .map(|channel| (sample(channel) * self.gain).abs())
+            .fold(0.0_f32, f32::max);
+        let gain = self.smoothed_gain(f64::from(peak));
+        let pos = self.delay_pos;
+        let emit = self.delay_filled == self.window - 1;
+        for (channel, (line, plane)) in self.delay.iter_mut().zip(output.planes_mut()).enumerate() {
+            let delayed = std::mem::replace(&mut line[pos], sample(channel) * self.gain);
+            if emit {
+                plane.push(delayed * gain);
+            }
+        }
+        self.delay_pos = (pos + 1) % (self.window - 1);
+        self.delay_filled = (self.delay_filled + 1).min(self.window - 1);
+    }
+
+    /// The gain for the frame leaving the delay line, given the peak entering it.
+    fn smoothed_gain(&mut self, peak: f64) -> f32 {
+        let required = if peak > TARGET { TARGET / peak } else { 1.0 };
+        let held = self.hold.push(required);
+        let mut recovered = self.recovered + (1.0 - self.recovered) * self.release;
+        if 1.0 - recovered < UNITY_SNAP {
+            recovered = 1.0;
+        }
+        self.recovered = held.min(recovered);
+        (1.0 - self.smoothing.push(1.0 - self.recovered)) as f32
+    }
+}
+
+/// The minimum of the last `window` values pushed (values before the first push count
+/// as 1), in amortised constant time.
+#[derive(Debug, Clone)]
+struct MinHold {
+    window: usize,
+    index: usize,
+    candidates: VecDeque<(usize, f64)>,
+}
+
+impl MinHold {
+    fn new(window: usize) -> Self {
+        Self {
+            window,
+            index: 0,
+            candidates: VecDeque::with_capacity(window + 1),
+        }
+    }
+
+    fn push(&mut self, value: f64) -> f64 {
+        while self.candidates.back().is_some_and(|&(_, v)| v >= value) {
+            self.candidates.pop_back();
+        }
+        self.candidates.push_back((self.index, value));
+        while self
+            .candidates
+            .front()
+            .is_some_and(|&(i, _)| i + self.window <= self.index)
+        {
+            self.candidates.pop_front();
+        }
+        self.index += 1;
+        self.candidates.front().map_or(1.0, |&(_, v)| v.min(1.0))
+    }
+
+    fn reset(&mut self) {
+        self.index = 0;
+        self.candidates.clear();
+    }
+}
+
+/// The mean of the last `window` non-negative values pushed (values before the first
+/// push count as 0). Exactly 0 whenever the window holds only zeros, so that a signal
+/// under the ceiling gets a gain of exactly 1 however long the stream runs.
+#[derive(Debug, Clone)]
+struct MovingAverage {
+    values: Vec<f64>,
+    pos: usize,
+    sum: f64,
+    nonzero: usize,
+}
+
+impl MovingAverage {
+    fn new(window: usize) -> Self {
+        Self {
+            values: vec![0.0; window],
+            pos: 0,
+            sum: 0.0,
+            nonzero: 0,
+        }
+    }
+
+    fn push(&mut self, value: f64) -> f64 {
+        let old = std::mem::replace(&mut self.values[self.pos], value);
+        self.pos = (self.pos + 1) % self.values.len();
+        self.nonzero = self.nonzero + usize::from(value != 0.0) - usize::from(old != 0.0);
+        self.sum = if self.nonzero == 0 {
+            0.0
+        } else {
+            (self.sum + value - old).max(0.0)
+        };
+        self.sum / self.values.len() as f64
+    }
+
+    fn reset(&mut self) {
+        self.values.fill(0.0);
+        self.pos = 0;
+        self.sum = 0.0;
+        self.nonzero = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_hold_forgets_after_its_window() {
+        let mut hold = MinHold::new(3);
+        let out: Vec<f64> = [0.5, 0.9, 0.8, 0.95, 1.0, 1.0]
+            .into_iter()
+            .map(|v| hold.push(v))
+            .collect();
+        assert_eq!(out, [0.5, 0.5, 0.5, 0.8, 0.8, 0.95]);
+    }
+
+    #[test]
+    fn moving_average_returns_to_exact_zero() {
+        let mut average = MovingAverage::new(4);
+        for v in [0.1, 0.3, 0.7, 0.2] {
+            average.push(v);
+        }
+        let tail: Vec<f64> = (0..4).map(|_| average.push(0.0)).collect();
+        assert_eq!(tail[3], 0.0);
+        assert!(tail[0] > tail[1] && tail[1] > tail[2] && tail[2] > 0.0);
+    }
+}

@@ -1,0 +1,180 @@
+//! The command line: `rust-transcoder transcode INPUT -o OUTPUT ...` runs the same
+//! pipeline as the service on a local file, with a progress bar on a terminal.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::decode::{Decoder, FormatHint, ReadOnlySource};
+use crate::encode::{OutputFormat, OutputSpec};
+use crate::pipeline::{SinkClosed, Summary, Transcode, TranscodeSpec};
+
+/// Streaming audio transcoder.
+#[derive(Debug, Parser)]
+#[command(name = "rust-transcoder", version, about)]
+pub struct Cli {
+    /// What to do; without one, the help is printed.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Transcode a local file (or `-` for stdin) into OUTPUT (or `-` for stdout).
+    Transcode(TranscodeArgs),
+}
+
+/// Arguments of `transcode`.
+#[derive(Debug, Args)]
+pub struct TranscodeArgs {
+    /// Input audio file, or `-` for standard input.
+    pub input: PathBuf,
+    /// Output file, or `-` for standard output.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Output format: opus (Ogg Opus), pcm (raw s16le) or aac (AAC-LC in ADTS).
+    #[arg(short, long, default_value = "opus")]
+    pub format: OutputFormat,
+    /// Output sample rate in Hz (Opus streams are always 48000).
+    #[arg(long, default_value_t = 48_000)]
+    pub sample_rate: u32,
+    /// Output channels: 1 or 2.
+    #[arg(long, default_value_t = 2)]
+    pub channels: usize,
+    /// Target bitrate in kbit/s for opus (6..=510) and aac (8..=320).
+    #[arg(long, default_value_t = 128)]
+    pub bitrate: u32,
+    /// Linear volume 0.0..=2.0; above 1.0 a limiter keeps peaks under -1 dBFS.
+    #[arg(long, default_value_t = 1.0)]
+    pub volume: f32,
+    /// Start this many seconds into the source.
+    #[arg(long, default_value_t = 0.0)]
+    pub start: f64,
+    /// Stop after this many seconds of output.
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+impl TranscodeArgs {
+    fn spec(&self) -> TranscodeSpec {
+        TranscodeSpec {
+            output: OutputSpec {
+                format: self.format,
+                sample_rate_hz: self.sample_rate,
+                channels: self.channels,
+                bitrate_kbps: self.bitrate,
+            },
+            volume: self.volume,
+            start_secs: self.start,
+            duration_secs: self.duration,
+        }
+    }
+}
+
+/// Parses the command line, runs it, and turns failures into a one-line message.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Transcode(args)) => transcode(args),
+        None => Cli::command().print_help().map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rust-transcoder: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn transcode(args: &TranscodeArgs) -> anyhow::Result<()> {
+    let decoder = open_input(&args.input)?;
+    let transcode = Transcode::try_new(decoder, &args.spec())?;
+    let rate = u64::from(transcode.source_info().sample_rate_hz.max(1));
+    let progress = progress_bar(
+        transcode
+            .source_info()
+            .duration_frames
+            .map(|f| f * 1000 / rate),
+    );
+    let result = write_output(&args.output, |writer| {
+        transcode.run(
+            |chunk| writer.write_all(&chunk).map_err(|_| SinkClosed),
+            |frames| progress.set_position(frames * 1000 / rate),
+        )
+    });
+    progress.finish_and_clear();
+    let summary = result?;
+    if summary.skipped_packets > 0 {
+        eprintln!(
+            "rust-transcoder: warning: skipped {} undecodable packets",
+            summary.skipped_packets
+        );
+    }
+    Ok(())
+}
+
+fn open_input(path: &Path) -> anyhow::Result<Decoder> {
+    let hint = FormatHint {
+        extension: path.extension().and_then(|e| e.to_str()).map(str::to_owned),
+        mime_type: None,
+    };
+    let decoder = if path.as_os_str() == "-" {
+        Decoder::try_new(Box::new(ReadOnlySource::new(std::io::stdin())), &hint)
+    } else {
+        let file = File::open(path)
+            .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
+        Decoder::try_new(Box::new(file), &hint)
+    };
+    decoder.map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))
+}
+
+/// Runs `produce` against the output; a failed run removes a partly written file so that
+/// nothing truncated is left looking complete.
+fn write_output(
+    path: &Path,
+    produce: impl FnOnce(&mut dyn Write) -> Result<Summary, crate::PipelineError>,
+) -> anyhow::Result<Summary> {
+    if path.as_os_str() == "-" {
+        let mut stdout = BufWriter::new(std::io::stdout().lock());
+        let summary = produce(&mut stdout)?;
+        stdout.flush()?;
+        return Ok(summary);
+    }
+    let file = File::create(path)
+        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", path.display()))?;
+    let mut writer = BufWriter::new(file);
+    let result = produce(&mut writer)
+        .map_err(anyhow::Error::from)
+        .and_then(|summary| {
+            writer.flush()?;
+            Ok(summary)
+        });
+    if result.is_err() {
+        drop(writer);
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// A progress bar in source milliseconds, shown only when stderr is a terminal.
+fn progress_bar(duration_ms: Option<u64>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(duration_ms.unwrap_or(0));
+    if duration_ms.is_some() {
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {percent:>3}% {elapsed} / eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}

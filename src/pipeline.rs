@@ -1,0 +1,241 @@
+//! The transcoding spine: decoder -> dsp chain -> encoder -> sink, as one loop.
+//!
+//! Runs on the calling (blocking) thread and pushes each encoded chunk to a sink as soon
+//! as it exists; stops early when the sink is gone. Knows nothing of HTTP or terminals.
+
+use bytes::Bytes;
+use dsp::{Block, Chain, ChainSpec};
+
+use crate::decode::{DecodeError, Decoder, SourceInfo};
+use crate::encode::{self, EncodeError, Encoder, OutputSpec};
+
+/// Everything that shapes one transcode, validated by [`Transcode::try_new`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscodeSpec {
+    /// Output format, rate, channels and bitrate.
+    pub output: OutputSpec,
+    /// Linear gain, 0.0..=2.0 (limited to -1 dBFS above 1.0).
+    pub volume: f32,
+    /// Source position to start at, in seconds (exact to the frame).
+    pub start_secs: f64,
+    /// Most output time to produce, in seconds; `None` = until the source ends.
+    pub duration_secs: Option<f64>,
+}
+
+impl Default for TranscodeSpec {
+    fn default() -> Self {
+        Self {
+            output: OutputSpec::default(),
+            volume: 1.0,
+            start_secs: 0.0,
+            duration_secs: None,
+        }
+    }
+}
+
+/// Why a transcode failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The source could not be read or decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The encoder failed or the output spec is invalid.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// A filter setting is invalid.
+    #[error("invalid filter: {0}")]
+    Filter(#[from] dsp::ConfigError),
+    /// A request field is out of range.
+    #[error("{0}")]
+    InvalidSpec(String),
+    /// `start_secs` lies beyond the end of a source of known length.
+    #[error("start {start_secs} s is beyond the end of the source ({duration_secs:.3} s)")]
+    StartBeyondEnd {
+        /// The requested start.
+        start_secs: f64,
+        /// The source's length.
+        duration_secs: f64,
+    },
+    /// The receiver of the output went away.
+    #[error("the output receiver went away")]
+    SinkClosed,
+}
+
+/// Returned by a sink whose receiver has gone away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkClosed;
+
+/// What a finished transcode did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// What the source was.
+    pub source: SourceInfo,
+    /// Frames of audio written to the output.
+    pub output_frames: u64,
+    /// Encoded bytes handed to the sink.
+    pub output_bytes: u64,
+    /// Source packets skipped because they could not be decoded.
+    pub skipped_packets: u64,
+}
+
+/// One configured transcode, ready to run.
+pub struct Transcode {
+    decoder: Decoder,
+    chain: Chain,
+    output: Output,
+    frames_to_skip: u64,
+    source_frames: u64,
+}
+
+impl Transcode {
+    /// Validates `spec` against the source and builds the chain and encoder.
+    pub fn try_new(decoder: Decoder, spec: &TranscodeSpec) -> Result<Self, PipelineError> {
+        validate_times(spec, decoder.info())?;
+        let info = decoder.info();
+        let stream_rate_hz = spec.output.stream_rate_hz();
+        let chain = Chain::try_new(&ChainSpec {
+            input_rate_hz: info.sample_rate_hz,
+            input_layout: info.layout.clone(),
+            output_rate_hz: stream_rate_hz,
+            output_channels: spec.output.channels,
+            volume: spec.volume,
+        })?;
+        let frame_limit = spec
+            .duration_secs
+            .map(|secs| (secs * f64::from(stream_rate_hz)).round() as u64);
+        Ok(Self {
+            frames_to_skip: (spec.start_secs * f64::from(info.sample_rate_hz)).round() as u64,
+            output: Output {
+                encoder: encode::build(&spec.output, info.sample_rate_hz)?,
+                buffer: Vec::new(),
+                frames_written: 0,
+                bytes_written: 0,
+                frame_limit,
+                scratch: Block::new(0),
+            },
+            chain,
+            decoder,
+            source_frames: 0,
+        })
+    }
+
+    /// What the source turned out to be.
+    pub fn source_info(&self) -> &SourceInfo {
+        self.decoder.info()
+    }
+
+    /// Runs to the end of the source (or the duration limit), handing each encoded chunk
+    /// to `sink`. `on_progress` gets the source position in frames after every block.
+    pub fn run(
+        mut self,
+        mut sink: impl FnMut(Bytes) -> Result<(), SinkClosed>,
+        mut on_progress: impl FnMut(u64),
+    ) -> Result<Summary, PipelineError> {
+        let mut block = Block::new(0);
+        let mut limit_reached = false;
+        while !limit_reached && self.decoder.next_block(&mut block)? {
+            self.source_frames += block.frames() as u64;
+            on_progress(self.source_frames);
+            self.skip_to_start(&mut block);
+            limit_reached = self.output.write(self.chain.process(&block), &mut sink)?;
+        }
+        if !limit_reached {
+            self.output.write(self.chain.flush(), &mut sink)?;
+        }
+        self.output.finish(&mut sink)?;
+        Ok(Summary {
+            output_frames: self.output.frames_written,
+            output_bytes: self.output.bytes_written,
+            skipped_packets: self.decoder.skipped_packets(),
+            source: self.decoder.info().clone(),
+        })
+    }
+
+    /// Drops decoded frames that lie before the requested start.
+    fn skip_to_start(&mut self, block: &mut Block) {
+        if self.frames_to_skip > 0 {
+            let skip = self.frames_to_skip.min(block.frames() as u64);
+            block.drop_front(skip as usize);
+            self.frames_to_skip -= skip;
+        }
+    }
+}
+
+fn validate_times(spec: &TranscodeSpec, info: &SourceInfo) -> Result<(), PipelineError> {
+    if !(spec.start_secs.is_finite() && spec.start_secs >= 0.0) {
+        return Err(PipelineError::InvalidSpec(format!(
+            "start_seconds = {} must be >= 0",
+            spec.start_secs
+        )));
+    }
+    if let Some(duration) = spec.duration_secs.filter(|d| !(d.is_finite() && *d > 0.0)) {
+        return Err(PipelineError::InvalidSpec(format!(
+            "duration_seconds = {duration} must be > 0"
+        )));
+    }
+    match info.duration_secs() {
+        Some(duration_secs) if spec.start_secs > duration_secs => {
+            Err(PipelineError::StartBeyondEnd {
+                start_secs: spec.start_secs,
+                duration_secs,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The encoder end of the pipeline: enforces the duration limit and feeds the sink.
+struct Output {
+    encoder: Box<dyn Encoder>,
+    buffer: Vec<u8>,
+    frames_written: u64,
+    bytes_written: u64,
+    frame_limit: Option<u64>,
+    scratch: Block,
+}
+
+impl Output {
+    /// Encodes `block` (cut at the duration limit) and sends the result.
+    /// Returns `true` once the limit is reached.
+    fn write(
+        &mut self,
+        block: &Block,
+        sink: &mut impl FnMut(Bytes) -> Result<(), SinkClosed>,
+    ) -> Result<bool, PipelineError> {
+        let remaining = self.frame_limit.map(|limit| limit - self.frames_written);
+        let block = match remaining {
+            Some(left) if (block.frames() as u64) > left => {
+                self.scratch.copy_from(block);
+                self.scratch.truncate(left as usize);
+                &self.scratch
+            }
+            _ => block,
+        };
+        self.frames_written += block.frames() as u64;
+        self.encoder.write(block, &mut self.buffer)?;
+        self.send(sink)?;
+        Ok(self
+            .frame_limit
+            .is_some_and(|limit| self.frames_written >= limit))
+    }
+
+    fn finish(
+        &mut self,
+        sink: &mut impl FnMut(Bytes) -> Result<(), SinkClosed>,
+    ) -> Result<(), PipelineError> {
+        self.encoder.finish(&mut self.buffer)?;
+        self.send(sink)
+    }
+
+    fn send(
+        &mut self,
+        sink: &mut impl FnMut(Bytes) -> Result<(), SinkClosed>,
+    ) -> Result<(), PipelineError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.bytes_written += self.buffer.len() as u64;
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        sink(chunk).map_err(|SinkClosed| PipelineError::SinkClosed)
+    }
+}
