@@ -8,6 +8,7 @@ mod layout;
 mod opus;
 
 use std::io::ErrorKind;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use dsp::{Block, Speaker};
 use symphonia::core::codecs::CodecParameters;
@@ -53,6 +54,18 @@ pub enum DecodeError {
     /// Reading the underlying source failed.
     #[error("reading the source failed: {0}")]
     Io(#[source] std::io::Error),
+    /// The demuxer or codec library crashed on malformed data; the stream is abandoned.
+    #[error("the source is malformed: the {stage} failed on it")]
+    Crashed {
+        /// `demuxer` or `decoder`.
+        stage: &'static str,
+    },
+}
+
+/// Runs a call into a third-party parser, turning a panic (an overflow or bad index on
+/// malformed data) into an error so that a hostile file cannot take the process down.
+fn contain<T>(stage: &'static str, call: impl FnOnce() -> T) -> Result<T, DecodeError> {
+    catch_unwind(AssertUnwindSafe(call)).map_err(|_| DecodeError::Crashed { stage })
 }
 
 /// What the decoder found out about the source.
@@ -106,7 +119,7 @@ impl Decoder {
         hint: &FormatHint,
     ) -> Result<Self, DecodeError> {
         let mp4_trim = gapless::read_mp4_edit_list(source.as_mut());
-        let reader = probe(source, hint)?;
+        let reader = contain("demuxer", || probe(source, hint))??;
         let track = reader
             .default_track(TrackType::Audio)
             .ok_or(DecodeError::NoAudioTrack)?;
@@ -118,7 +131,7 @@ impl Decoder {
             .num_frames
             .or_else(|| media_duration_frames(reader.as_ref(), &params));
         let format_name = format_name(&params, reader.format_info().short_name);
-        let codec = TrackDecoder::try_new(&params)?;
+        let codec = contain("decoder", || TrackDecoder::try_new(&params))??;
         let trim = initial_trim(
             mp4_trim,
             reader.format_info().short_name,
@@ -189,7 +202,7 @@ impl Decoder {
     fn decode_next_packet(&mut self, block: &mut Block) -> Result<bool, DecodeError> {
         let mut consecutive_errors = 0;
         loop {
-            let packet = match self.reader.next_packet() {
+            let packet = match contain("demuxer", || self.reader.next_packet())? {
                 Ok(Some(packet)) if packet.track_id == self.track_id => packet,
                 Ok(Some(_)) => continue,
                 Ok(None) => return Ok(false),
@@ -203,7 +216,8 @@ impl Decoder {
                     continue;
                 }
             };
-            match self.codec.decode(&packet, &mut self.scratch) {
+            let decoded = contain("decoder", || self.codec.decode(&packet, &mut self.scratch))?;
+            match decoded {
                 Ok(spec) => {
                     self.accept(spec, &packet, block)?;
                     return Ok(true);
@@ -415,4 +429,33 @@ pub fn decode_all(bytes: Vec<u8>) -> Result<u64, DecodeError> {
         frames += block.frames() as u64;
     }
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parser_panic_becomes_an_error() {
+        let outcome: Result<(), _> = contain("demuxer", || panic!("index out of bounds"));
+        assert!(matches!(
+            outcome,
+            Err(DecodeError::Crashed { stage: "demuxer" })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_unsupported_and_empty_input_too() {
+        assert!(matches!(
+            decode_all(Vec::new()),
+            Err(DecodeError::Unsupported(_))
+        ));
+        let noise: Vec<u8> = (0..65_536u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        assert!(matches!(
+            decode_all(noise),
+            Err(DecodeError::Unsupported(_))
+        ));
+    }
 }

@@ -189,7 +189,7 @@ pub fn build(spec: &OutputSpec, source_rate_hz: u32) -> Result<Box<dyn Encoder>,
     spec.validate()?;
     Ok(match spec.format {
         OutputFormat::Opus => Box::new(OggOpusEncoder::try_new(spec, source_rate_hz)?),
-        OutputFormat::Pcm => Box::new(PcmEncoder::new(spec.channels)),
+        OutputFormat::Pcm => Box::new(PcmEncoder),
         OutputFormat::Aac => Box::new(AacEncoder::try_new(spec)?),
     })
 }

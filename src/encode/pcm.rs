@@ -2,34 +2,45 @@
 
 use dsp::Block;
 
-use super::{EncodeError, Encoder, interleave};
+use super::{EncodeError, Encoder};
 
 /// Converts f32 to s16le with rounding to nearest and saturation (never wraps).
-pub struct PcmEncoder {
-    samples: Vec<i16>,
-}
+#[derive(Debug, Default)]
+pub struct PcmEncoder;
 
-impl PcmEncoder {
-    /// A PCM encoder; `channels` only sizes the first buffer.
-    pub fn new(channels: usize) -> Self {
-        Self {
-            samples: Vec::with_capacity(4096 * channels),
-        }
-    }
-}
-
-/// One f32 sample (full scale = 1.0) as s16: rounded to nearest, saturated at the rails.
+/// One f32 sample (full scale = 1.0) as s16: rounded to nearest (half away from zero),
+/// saturated at the rails.
+#[inline]
 pub fn to_s16(sample: f32) -> i16 {
-    // `as` from f32 saturates at the i16 bounds and maps NaN to 0.
-    (sample * 32768.0).round() as i16
+    let scaled = sample * 32768.0;
+    // Adding +-0.5 then truncating rounds like `f32::round` without a libm call, so the
+    // loop vectorises; `as` saturates at the i16 bounds and maps NaN to 0.
+    (scaled + 0.5f32.copysign(scaled)) as i16
 }
 
 impl Encoder for PcmEncoder {
     fn write(&mut self, block: &Block, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-        interleave(block, &mut self.samples, to_s16);
-        out.reserve(self.samples.len() * 2);
-        for sample in &self.samples {
-            out.extend_from_slice(&sample.to_le_bytes());
+        let start = out.len();
+        out.resize(start + block.frames() * block.channels() * 2, 0);
+        let bytes = &mut out[start..];
+        match block.planes() {
+            [mono] => {
+                for (dst, &s) in bytes.chunks_exact_mut(2).zip(mono) {
+                    dst.copy_from_slice(&to_s16(s).to_le_bytes());
+                }
+            }
+            [left, right] => {
+                for ((dst, &l), &r) in bytes.chunks_exact_mut(4).zip(left).zip(right) {
+                    dst[..2].copy_from_slice(&to_s16(l).to_le_bytes());
+                    dst[2..].copy_from_slice(&to_s16(r).to_le_bytes());
+                }
+            }
+            planes => {
+                let samples = (0..block.frames()).flat_map(|i| planes.iter().map(move |p| p[i]));
+                for (dst, s) in bytes.chunks_exact_mut(2).zip(samples) {
+                    dst.copy_from_slice(&to_s16(s).to_le_bytes());
+                }
+            }
         }
         Ok(())
     }
@@ -47,6 +58,9 @@ mod tests {
     fn converts_with_rounding_and_saturation() {
         assert_eq!(to_s16(0.0), 0);
         assert_eq!(to_s16(0.5), 16384);
+        assert_eq!(to_s16(1.5 / 32768.0), 2, "half rounds away from zero");
+        assert_eq!(to_s16(-1.5 / 32768.0), -2);
+        assert_eq!(to_s16(1.4 / 32768.0), 1);
         assert_eq!(to_s16(-1.0), -32768);
         assert_eq!(
             to_s16(1.0),
@@ -62,7 +76,7 @@ mod tests {
     fn interleaves_stereo_little_endian() {
         let block = Block::from_planes(vec![vec![0.5, 0.0], vec![-0.5, 1.0]]);
         let mut out = Vec::new();
-        PcmEncoder::new(2).write(&block, &mut out).unwrap();
+        PcmEncoder.write(&block, &mut out).unwrap();
         let samples: Vec<i16> = out
             .chunks(2)
             .map(|b| i16::from_le_bytes([b[0], b[1]]))
