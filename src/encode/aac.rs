@@ -41,7 +41,7 @@ impl AacEncoder {
             (sys::AACENC_PARAM_AACENC_CHANNELORDER, 1), // WAV order: L, R
             (sys::AACENC_PARAM_AACENC_BITRATEMODE, 0),  // CBR
             (sys::AACENC_PARAM_AACENC_BITRATE, spec.bitrate_kbps * 1000),
-            (sys::AACENC_PARAM_AACENC_TRANSMUX, 2), // ADTS
+            (sys::AACENC_PARAM_AACENC_TRANSMUX, 2),    // ADTS
             (sys::AACENC_PARAM_AACENC_AFTERBURNER, 0), // see the module doc
         ];
         for (param, value) in params {
@@ -59,6 +59,7 @@ impl AacEncoder {
 
 impl Encoder for AacEncoder {
     fn write(&mut self, block: &Block, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        self.samples.clear();
         interleave(block, &mut self.samples, to_s16);
         let mut consumed = 0;
         while consumed < self.samples.len() {

@@ -194,9 +194,8 @@ pub fn build(spec: &OutputSpec, source_rate_hz: u32) -> Result<Box<dyn Encoder>,
     })
 }
 
-/// Interleaves `block` into `out` (replacing its content), converting each sample with `f`.
+/// Appends `block` to `out` interleaved, converting each sample with `f`.
 fn interleave<T>(block: &Block, out: &mut Vec<T>, f: impl Fn(f32) -> T) {
-    out.clear();
     out.reserve(block.frames() * block.channels());
     match block.planes() {
         [mono] => out.extend(mono.iter().map(|&s| f(s))),

@@ -32,7 +32,8 @@ pub struct OggOpusEncoder {
     serial: u32,
     /// Interleaved samples waiting for a full frame.
     fifo: Vec<f32>,
-    interleaved: Vec<f32>,
+    /// Scratch space for one encoded packet.
+    packet: Vec<u8>,
     /// The newest packet, held back so the last one can carry the end-of-stream marks.
     held_packet: Option<Vec<u8>>,
     input_frames: u64,
@@ -65,7 +66,7 @@ impl OggOpusEncoder {
             writer: PacketWriter::new(Vec::new()),
             serial: rand::random(),
             fifo: Vec::new(),
-            interleaved: Vec::new(),
+            packet: vec![0; MAX_PACKET_BYTES],
             held_packet: None,
             input_frames: 0,
             encoded_frames: 0,
@@ -97,15 +98,16 @@ impl OggOpusEncoder {
         let frame_samples = FRAME_LEN * self.channels;
         let mut consumed = 0;
         while self.fifo.len() - consumed >= frame_samples {
-            let mut packet = vec![0u8; MAX_PACKET_BYTES];
             let len = self
                 .encoder
-                .encode_float(&self.fifo[consumed..consumed + frame_samples], &mut packet)
+                .encode_float(
+                    &self.fifo[consumed..consumed + frame_samples],
+                    &mut self.packet,
+                )
                 .map_err(codec_error)?;
-            packet.truncate(len);
             consumed += frame_samples;
             self.encoded_frames += FRAME_LEN as u64;
-            self.push_packet(packet)?;
+            self.push_packet(self.packet[..len].to_vec())?;
         }
         self.fifo.drain(..consumed);
         Ok(())
@@ -136,8 +138,7 @@ impl OggOpusEncoder {
 impl Encoder for OggOpusEncoder {
     fn write(&mut self, block: &Block, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         self.input_frames += block.frames() as u64;
-        interleave(block, &mut self.interleaved, |s| s);
-        self.fifo.extend_from_slice(&self.interleaved);
+        interleave(block, &mut self.fifo, |s| s);
         self.encode_full_frames()?;
         self.take_output(out);
         Ok(())

@@ -1,6 +1,7 @@
 //! Shared integration-test harness: fixture paths, the CLI binary, independent
 //! decoding of produced audio (ffmpeg, ffprobe, opusinfo) and signal measures.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // test support: a failed unwrap is a failed test
 
 pub mod decode;
 pub mod fixtures;
