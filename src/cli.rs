@@ -101,12 +101,12 @@ fn transcode(args: &TranscodeArgs) -> anyhow::Result<()> {
         transcode
             .source_info()
             .duration_frames
-            .map(|f| f * 1000 / rate),
+            .map(|f| f.saturating_mul(1000) / rate),
     );
     let result = write_output(&args.output, |writer| {
         transcode.run(
             |chunk| writer.write_all(&chunk).map_err(|_| SinkClosed),
-            |frames| progress.set_position(frames * 1000 / rate),
+            |frames| progress.set_position(frames.saturating_mul(1000) / rate),
         )
     });
     progress.finish_and_clear();

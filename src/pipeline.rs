@@ -44,10 +44,17 @@ pub enum PipelineError {
     Encode(#[from] EncodeError),
     /// A filter setting is invalid.
     #[error("invalid filter: {0}")]
-    Filter(#[from] dsp::ConfigError),
-    /// A request field is out of range.
-    #[error("{0}")]
-    InvalidSpec(String),
+    Filter(dsp::ConfigError),
+    /// `start_secs` or `duration_secs` is out of range.
+    #[error("{field} = {value} must be {rule}")]
+    InvalidTime {
+        /// The request field.
+        field: &'static str,
+        /// The rejected value.
+        value: f64,
+        /// What the value must be.
+        rule: &'static str,
+    },
     /// `start_secs` lies beyond the end of a source of known length.
     #[error("start {start_secs} s is beyond the end of the source ({duration_secs:.3} s)")]
     StartBeyondEnd {
@@ -90,6 +97,7 @@ pub struct Transcode {
 impl Transcode {
     /// Validates `spec` against the source and builds the chain and encoder.
     pub fn try_new(decoder: Decoder, spec: &TranscodeSpec) -> Result<Self, PipelineError> {
+        spec.output.validate()?;
         validate_times(spec, decoder.info())?;
         let info = decoder.info();
         let stream_rate_hz = spec.output.stream_rate_hz();
@@ -99,7 +107,8 @@ impl Transcode {
             output_rate_hz: stream_rate_hz,
             output_channels: spec.output.channels,
             volume: spec.volume,
-        })?;
+        })
+        .map_err(classify_chain_error)?;
         let frame_limit = spec
             .duration_secs
             .map(|secs| (secs * f64::from(stream_rate_hz)).round() as u64);
@@ -161,17 +170,31 @@ impl Transcode {
     }
 }
 
+/// With the output spec already validated, a chain that cannot be built either has a bad
+/// filter value or a source it cannot handle (an odd rate or channel layout).
+fn classify_chain_error(error: dsp::ConfigError) -> PipelineError {
+    match error {
+        dsp::ConfigError::OutOfRange { .. } => PipelineError::Filter(error),
+        source_problem => PipelineError::Decode(DecodeError::Unsupported(format!(
+            "the source cannot be processed: {source_problem}"
+        ))),
+    }
+}
+
 fn validate_times(spec: &TranscodeSpec, info: &SourceInfo) -> Result<(), PipelineError> {
     if !(spec.start_secs.is_finite() && spec.start_secs >= 0.0) {
-        return Err(PipelineError::InvalidSpec(format!(
-            "start_seconds = {} must be >= 0",
-            spec.start_secs
-        )));
+        return Err(PipelineError::InvalidTime {
+            field: "start_seconds",
+            value: spec.start_secs,
+            rule: "a finite number >= 0",
+        });
     }
     if let Some(duration) = spec.duration_secs.filter(|d| !(d.is_finite() && *d > 0.0)) {
-        return Err(PipelineError::InvalidSpec(format!(
-            "duration_seconds = {duration} must be > 0"
-        )));
+        return Err(PipelineError::InvalidTime {
+            field: "duration_seconds",
+            value: duration,
+            rule: "a finite number > 0",
+        });
     }
     match info.duration_secs() {
         Some(duration_secs) if spec.start_secs > duration_secs => {

@@ -8,15 +8,21 @@ mod common;
 
 use common::decode::{Decoded, Probe, decode_file, decode_raw_pcm, probe};
 use common::fixture_path;
-use common::fixtures::{CORRUPT, FIXTURES, Fixture, SINE_HALF_DBFS};
+use common::fixtures::{
+    CORRUPT, FIXTURES, Fixture, SINE_HALF_DBFS, SURROUND_TONE_PEAK, SURROUND_TONES_FILE,
+    SURROUND_TONES_HZ, SURROUND_TONES_RATE,
+};
 use common::opus::{assert_opusinfo_clean, opusinfo_problems, opusinfo_report};
-use common::signal::{ToneStats, dominant_frequency_hz, middle, peak, rms_dbfs, sine, tone_span};
+use common::signal::{
+    ToneStats, band_level_dbfs, dominant_frequency_hz, middle, peak, rms_dbfs, sine, tone_span,
+};
 use std::f32::consts::{FRAC_1_SQRT_2, SQRT_2};
 use std::path::Path;
 use std::process::Command;
 
 const MAX_FIXTURE_BYTES: u64 = 300_000;
 
+/// Fails unless `measured` is within `tolerance` of `expected`.
 fn assert_close(what: &str, measured: f64, expected: f64, tolerance: f64) {
     assert!(
         (measured - expected).abs() <= tolerance,
@@ -24,6 +30,7 @@ fn assert_close(what: &str, measured: f64, expected: f64, tolerance: f64) {
     );
 }
 
+/// `tone` with `before_secs` of silence in front and `after_secs` behind.
 fn with_silence(before_secs: f64, tone: &[f32], after_secs: f64, rate: u32) -> Vec<f32> {
     let pad = |secs: f64| vec![0.0f32; (secs * f64::from(rate)) as usize];
     [pad(before_secs), tone.to_vec(), pad(after_secs)].concat()
@@ -183,7 +190,8 @@ fn every_fixture_exists_and_is_small() {
     let names = FIXTURES
         .iter()
         .map(|f| f.file)
-        .chain(CORRUPT.iter().map(|c| c.file));
+        .chain(CORRUPT.iter().map(|c| c.file))
+        .chain([SURROUND_TONES_FILE]);
     for name in names {
         let len = std::fs::metadata(fixture_path(name)).unwrap().len();
         assert!(len < MAX_FIXTURE_BYTES, "{name} is {len} bytes");
@@ -306,6 +314,32 @@ fn surround_fixture_is_5_1_with_the_tone_in_front_only() {
 }
 
 #[test]
+fn surround_tones_fixture_has_its_own_tone_in_every_5_1_channel() {
+    let path = fixture_path(SURROUND_TONES_FILE);
+    let layout = probe(&path).channel_layout;
+    assert_eq!(
+        layout.as_deref(),
+        Some("5.1"),
+        "{SURROUND_TONES_FILE} layout"
+    );
+    let decoded = decode_file(&path);
+    assert_eq!(decoded.sample_rate, SURROUND_TONES_RATE);
+    assert_eq!((decoded.channels, decoded.frames()), (6, 88200));
+    let level = 20.0 * (SURROUND_TONE_PEAK / 2f64.sqrt()).log10();
+    for (c, plane) in decoded.planes.iter().enumerate() {
+        for (t, &hz) in SURROUND_TONES_HZ.iter().enumerate() {
+            let measured = band_level_dbfs(plane, SURROUND_TONES_RATE, hz);
+            let what = format!("channel {c}, {hz} Hz");
+            if t == c {
+                assert_close(&what, measured, level, 0.01);
+            } else {
+                assert!(measured < level - 80.0, "{what}: {measured:.1} dBFS");
+            }
+        }
+    }
+}
+
+#[test]
 fn broken_fixtures_are_rejected_by_ffprobe() {
     for name in ["empty.bin", "random.bin", "html.html"] {
         let ok = Command::new("ffprobe")
@@ -317,3 +351,6 @@ fn broken_fixtures_are_rejected_by_ffprobe() {
         assert!(!ok, "{name} must not be decodable");
     }
 }
+
+#[path = "harness/measures.rs"]
+mod measures;

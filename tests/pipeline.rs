@@ -187,3 +187,23 @@ fn opus_honours_the_requested_bitrate_on_music() {
         );
     }
 }
+
+#[test]
+fn source_info_names_every_fixture_format() {
+    let mut failures = Vec::new();
+    for f in common::fixtures::FIXTURES {
+        let decoder = open(&fixture_path(f.file));
+        let name = &decoder.info().format_name;
+        if name != f.format {
+            failures.push(format!(
+                "{}: format_name measured {name:?}, expected {:?}",
+                f.file, f.format
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "SourceInfo.format_name:\n  {}",
+        failures.join("\n  ")
+    );
+}

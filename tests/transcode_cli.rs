@@ -13,7 +13,6 @@ use common::opus::{assert_opusinfo_clean, opusinfo_problems};
 use common::run::{RunOutput, run_with_timeout};
 use common::signal::ToneStats;
 use common::{cli, fixture_path};
-use std::ffi::OsString;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,121 +37,6 @@ const DEFAULT_CHANNELS: usize = 2;
 const LIMITER_CEILING: f32 = 0.891_250_9;
 /// Headroom over the ceiling for s16 rounding in PCM output.
 const LIMITER_TOLERANCE: f32 = 0.005;
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Format {
-    Opus,
-    Pcm,
-    Aac,
-}
-
-impl Format {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Opus => "opus",
-            Self::Pcm => "pcm",
-            Self::Aac => "aac",
-        }
-    }
-
-    fn file_name(self) -> &'static str {
-        match self {
-            Self::Opus => "out.opus",
-            Self::Pcm => "out.pcm",
-            Self::Aac => "out.aac",
-        }
-    }
-}
-
-/// What the output level must be.
-#[derive(Clone, Copy, Debug)]
-enum Level {
-    /// RMS level of every channel within a tolerance.
-    Near { dbfs: f64, tolerance_db: f64 },
-    /// Loud input pushed into the limiter: peaks stay under the ceiling.
-    Limited,
-}
-
-/// One CLI run: a fixture, an output format and the options given (`None`:
-/// the CLI default).
-#[derive(Clone, Copy, Debug)]
-struct Case {
-    fixture: &'static Fixture,
-    format: Format,
-    sample_rate: Option<u32>,
-    channels: Option<usize>,
-    bitrate_kbps: Option<u32>,
-    volume: Option<f64>,
-}
-
-impl Case {
-    fn new(file: &str, format: Format) -> Self {
-        Self {
-            fixture: fixture(file),
-            format,
-            sample_rate: None,
-            channels: None,
-            bitrate_kbps: None,
-            volume: None,
-        }
-    }
-
-    fn args(&self, input: &Path, output: &Path) -> Vec<OsString> {
-        let mut args: Vec<OsString> = vec!["transcode".into(), input.into(), "-o".into()];
-        args.extend([output.into(), "--format".into(), self.format.name().into()]);
-        args.extend(self.option_args().into_iter().map(OsString::from));
-        args
-    }
-
-    fn option_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        let mut push = |flag: &str, value: Option<String>| {
-            if let Some(v) = value {
-                args.extend([flag.to_owned(), v]);
-            }
-        };
-        push("--sample-rate", self.sample_rate.map(|v| v.to_string()));
-        push("--channels", self.channels.map(|v| v.to_string()));
-        push("--bitrate", self.bitrate_kbps.map(|v| v.to_string()));
-        push("--volume", self.volume.map(|v| v.to_string()));
-        args
-    }
-
-    fn label(&self) -> String {
-        let mut label = format!("{} -> {}", self.fixture.file, self.format.name());
-        for arg in self.option_args() {
-            label.push(' ');
-            label.push_str(&arg);
-        }
-        label
-    }
-
-    /// Sample rate of the output stream (Ogg Opus always runs at 48 kHz).
-    fn out_rate(&self) -> u32 {
-        match self.format {
-            Format::Opus => DEFAULT_RATE,
-            _ => self.sample_rate.unwrap_or(DEFAULT_RATE),
-        }
-    }
-
-    fn out_channels(&self) -> usize {
-        self.channels.unwrap_or(DEFAULT_CHANNELS)
-    }
-
-    fn level(&self) -> Level {
-        let gain_db = 20.0 * self.volume.unwrap_or(1.0).log10();
-        let dbfs = self.fixture.level_dbfs + gain_db;
-        if gain_db > 0.0 && dbfs + 3.0103 > -1.0 {
-            return Level::Limited;
-        }
-        let tolerance_db = if self.volume.is_some() {
-            0.3
-        } else {
-            LEVEL_TOLERANCE_DB
-        };
-        Level::Near { dbfs, tolerance_db }
-    }
-}
 
 /// Collects every failed check of one case, so one run reports them all.
 struct Report {
@@ -193,6 +77,9 @@ struct Produced {
     decoded: Decoded,
 }
 
+/// Runs the CLI for `case` into a temporary directory, asserts that it
+/// succeeded without panicking, and decodes what it wrote (raw PCM directly,
+/// Ogg Opus and ADTS AAC with ffmpeg).
 fn transcode(case: &Case) -> Produced {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(case.format.file_name());
@@ -218,6 +105,8 @@ fn transcode(case: &Case) -> Produced {
     }
 }
 
+/// Container, codec, rate, channels (and AAC profile, opusinfo conformance)
+/// of the output as ffprobe and opusinfo see them; nothing for raw PCM.
 fn check_stream(case: &Case, out: &Produced, report: &mut Report) {
     if case.format == Format::Pcm {
         return; // raw PCM carries no header: rate and channels are as requested
@@ -261,6 +150,8 @@ fn check_stream(case: &Case, out: &Produced, report: &mut Report) {
     }
 }
 
+/// Output length against the fixture length, within [`DURATION_TOLERANCE_SECS`]
+/// plus the padding the source or the output container cannot signal.
 fn check_length(case: &Case, out: &Produced, report: &mut Report) {
     let f = case.fixture;
     let rate = f64::from(out.decoded.sample_rate);
@@ -280,6 +171,7 @@ fn check_length(case: &Case, out: &Produced, report: &mut Report) {
     );
 }
 
+/// Per output channel: tone length, frequency and level.
 fn check_channels(case: &Case, out: &Produced, report: &mut Report) {
     let f = case.fixture;
     let rate = out.decoded.sample_rate;
@@ -305,6 +197,8 @@ fn check_channels(case: &Case, out: &Produced, report: &mut Report) {
     }
 }
 
+/// The level of one output channel: near the expected level, or under the
+/// limiter ceiling when the volume pushes the tone above it.
 fn check_level(case: &Case, channel: usize, stats: &ToneStats, report: &mut Report) {
     let measured = format!("{:.2} dBFS (peak {:.4})", stats.rms_dbfs, stats.peak);
     match case.level() {
@@ -333,6 +227,7 @@ fn check_case(case: &Case) -> (Produced, Report) {
     (out, report)
 }
 
+/// Transcodes one case and fails with every generic check that did not pass.
 fn run_case(case: Case) {
     check_case(&case).1.finish();
 }
@@ -396,5 +291,15 @@ fn matrix_covers_every_fixture() {
 
 #[path = "transcode_cli/broken.rs"]
 mod broken;
+#[path = "transcode_cli/case.rs"]
+mod case;
+#[path = "transcode_cli/gapless.rs"]
+mod gapless;
+#[path = "transcode_cli/invocation.rs"]
+mod invocation;
 #[path = "transcode_cli/options.rs"]
 mod options;
+#[path = "transcode_cli/surround.rs"]
+mod surround;
+
+use case::{Case, Format, Level};

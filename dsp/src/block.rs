@@ -109,17 +109,6 @@ impl Block {
     pub fn truncate(&mut self, frames: usize) {
         self.planes.iter_mut().for_each(|p| p.truncate(frames));
     }
-
-    /// Appends the frames of an interleaved slice whose channel count matches.
-    pub fn append_interleaved(&mut self, samples: &[f32]) {
-        let channels = self.channels();
-        if channels == 0 {
-            return;
-        }
-        for (c, plane) in self.planes.iter_mut().enumerate() {
-            plane.extend(samples.iter().skip(c).step_by(channels));
-        }
-    }
 }
 
 #[cfg(test)]
@@ -127,9 +116,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interleaved_round_trip_and_edits() {
+    fn appends_and_edits() {
         let mut block = Block::new(2);
-        block.append_interleaved(&[1.0, -1.0, 2.0, -2.0, 3.0, -3.0]);
+        block.append(&Block::from_planes(vec![
+            vec![1.0, 2.0, 3.0],
+            vec![-1.0, -2.0, -3.0],
+        ]));
         assert_eq!(block.frames(), 3);
         assert_eq!(block.plane(1), &[-1.0, -2.0, -3.0]);
         block.drop_front(1);

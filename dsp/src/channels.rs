@@ -1,91 +1,9 @@
-//! Speaker layouts and the `ChannelMapper` that down- or up-mixes them to mono or stereo.
+//! The `ChannelMapper` that down- or up-mixes any speaker layout to mono or stereo.
 //! Knows nothing of codecs or containers: the decoder names the speakers.
 
+use crate::speaker::MINUS_3_DB;
+pub use crate::speaker::Speaker;
 use crate::{Block, ConfigError, MAX_CHANNELS, Processor};
-
-/// −3 dB: the ITU-R BS.775 level for a channel folded into two (or from two into one).
-const MINUS_3_DB: f32 = std::f32::consts::FRAC_1_SQRT_2;
-
-/// The position of one input channel, as a decoder reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Speaker {
-    /// Front left.
-    FrontLeft,
-    /// Front right.
-    FrontRight,
-    /// Front centre (also the single channel of a mono stream).
-    FrontCenter,
-    /// Low-frequency effects; dropped by downmixes, as ITU-R BS.775 does.
-    Lfe,
-    /// Back (rear) left.
-    BackLeft,
-    /// Back (rear) right.
-    BackRight,
-    /// Side left.
-    SideLeft,
-    /// Side right.
-    SideRight,
-    /// Back centre.
-    BackCenter,
-    /// Front left of centre.
-    FrontLeftOfCenter,
-    /// Front right of centre.
-    FrontRightOfCenter,
-    /// Any position without a downmix rule; used only when nothing else is present.
-    Other,
-}
-
-impl Speaker {
-    /// The conventional layout for a channel count when the source names none
-    /// (WAV without a channel mask, most codecs' defaults).
-    pub fn default_layout(channels: usize) -> Vec<Speaker> {
-        use Speaker::*;
-        match channels {
-            1 => vec![FrontCenter],
-            2 => vec![FrontLeft, FrontRight],
-            3 => vec![FrontLeft, FrontRight, FrontCenter],
-            4 => vec![FrontLeft, FrontRight, BackLeft, BackRight],
-            5 => vec![FrontLeft, FrontRight, FrontCenter, BackLeft, BackRight],
-            6 => vec![FrontLeft, FrontRight, FrontCenter, Lfe, BackLeft, BackRight],
-            7 => vec![
-                FrontLeft,
-                FrontRight,
-                FrontCenter,
-                Lfe,
-                BackLeft,
-                BackRight,
-                BackCenter,
-            ],
-            8 => vec![
-                FrontLeft,
-                FrontRight,
-                FrontCenter,
-                Lfe,
-                BackLeft,
-                BackRight,
-                SideLeft,
-                SideRight,
-            ],
-            n => vec![Other; n],
-        }
-    }
-
-    /// Stereo downmix gains `(left, right)` of this speaker; `has_front_pair` says whether
-    /// the input also has front left/right, without which the centre is the whole image.
-    fn stereo_gains(self, has_front_pair: bool) -> (f32, f32) {
-        use Speaker::*;
-        match self {
-            FrontLeft => (1.0, 0.0),
-            FrontRight => (0.0, 1.0),
-            FrontCenter if has_front_pair => (MINUS_3_DB, MINUS_3_DB),
-            FrontCenter => (1.0, 1.0),
-            BackLeft | SideLeft | FrontLeftOfCenter => (MINUS_3_DB, 0.0),
-            BackRight | SideRight | FrontRightOfCenter => (0.0, MINUS_3_DB),
-            BackCenter => (MINUS_3_DB * MINUS_3_DB, MINUS_3_DB * MINUS_3_DB),
-            Lfe | Other => (0.0, 0.0),
-        }
-    }
-}
 
 /// How a `ChannelMapper` produces its output.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,10 +29,13 @@ impl ChannelMapper {
     /// (1 or 2).
     ///
     /// Stereo: L = FL + 0.7071·FC + 0.7071·(BL, SL, FLC) + 0.5·BC, R likewise; LFE dropped;
-    /// a lone centre is duplicated at full level. Mono: 0.7071·(L + R). Any output row
-    /// whose absolute gains sum above 1 is scaled to sum to 1 (stereo to mono gives
+    /// a lone centre is duplicated at full level. Mono: 0.7071·(L + R). When the largest
+    /// output row's absolute gains sum above 1, every row is divided by that one sum, as
+    /// swresample does, so the balance between outputs is kept (stereo to mono gives
     /// 0.5·L + 0.5·R; 5.1 to stereo gives L = (FL + 0.7071·FC + 0.7071·BL) / 2.4142).
     /// A layout with no mappable speaker (all `Other` or LFE) is averaged into every output.
+    /// A single input channel is mono whatever speaker it is labelled with (containers
+    /// often call it front left): it is copied to mono and duplicated to stereo.
     pub fn try_new(input: &[Speaker], output_channels: usize) -> Result<Self, ConfigError> {
         if input.is_empty() || input.len() > MAX_CHANNELS || !(1..=2).contains(&output_channels) {
             return Err(ConfigError::Channels {
@@ -161,6 +82,10 @@ impl ChannelMapper {
 
 /// The normalised mix matrix, one row per output channel.
 fn mix_rows(input: &[Speaker], output_channels: usize) -> Vec<Vec<f32>> {
+    let input = match input {
+        [_] => &[Speaker::FrontCenter],
+        _ => input,
+    };
     let has_front_pair = input
         .iter()
         .any(|s| matches!(s, Speaker::FrontLeft | Speaker::FrontRight));
@@ -188,15 +113,19 @@ fn mix_rows(input: &[Speaker], output_channels: usize) -> Vec<Vec<f32>> {
     } else {
         vec![left, right]
     };
-    rows.iter_mut().for_each(|row| normalize(row));
+    normalize(&mut rows);
     rows
 }
 
-/// Scales a row down so that its absolute gains sum to at most 1.
-fn normalize(row: &mut [f32]) {
-    let sum: f32 = row.iter().map(|g| g.abs()).sum();
-    if sum > 1.0 {
-        row.iter_mut().for_each(|g| *g /= sum);
+/// Divides every row by the largest row sum of absolute gains when that exceeds 1, so
+/// no output can clip and all outputs keep their relative level (swresample's rule).
+fn normalize(rows: &mut [Vec<f32>]) {
+    let largest = rows
+        .iter()
+        .map(|row| row.iter().map(|g| g.abs()).sum::<f32>())
+        .fold(0.0_f32, f32::max);
+    if largest > 1.0 {
+        rows.iter_mut().flatten().for_each(|gain| *gain /= largest);
     }
 }
 
@@ -339,6 +268,28 @@ mod tests {
             &rows(&Speaker::default_layout(4), 2),
             &[&[a, 0.0, c, 0.0], &[0.0, a, 0.0, c]],
         );
+    }
+
+    #[test]
+    fn asymmetric_layouts_keep_the_balance() {
+        // One scalar for all rows: a centred front pair stays centred.
+        let sum = 1.0 + MINUS_3_DB;
+        let (a, c) = (1.0 / sum, MINUS_3_DB / sum);
+        let r = rows(&[FrontLeft, FrontRight, BackLeft], 2);
+        assert_rows(&r, &[&[a, 0.0, c], &[0.0, a, 0.0]]);
+        let mut mapper = ChannelMapper::try_new(&[FrontLeft, FrontRight, BackLeft], 2).unwrap();
+        let input = Block::from_planes(vec![vec![0.5], vec![0.5], vec![0.0]]);
+        let mut output = Block::default();
+        mapper.process(&input, &mut output);
+        assert_eq!(output.plane(0), output.plane(1));
+    }
+
+    #[test]
+    fn one_channel_is_mono_whatever_its_label() {
+        for label in [FrontLeft, FrontRight, BackLeft, Lfe, Other, FrontCenter] {
+            assert_rows(&rows(&[label], 2), &[&[1.0], &[1.0]]);
+            assert!(ChannelMapper::try_new(&[label], 1).unwrap().is_identity());
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod channels;
 pub mod gain;
 mod limiter;
 pub mod resample;
+mod speaker;
 
 pub use block::Block;
 pub use chain::{Chain, ChainSpec};

@@ -2,6 +2,7 @@
 //! keeps every sample under a ceiling without clipping. Knows nothing of how it is used.
 
 use std::collections::VecDeque;
+use std::ops::Range;
 
 use crate::Block;
 
@@ -39,9 +40,13 @@ pub(crate) struct Limiter {
     hold: MinHold,
     smoothing: MovingAverage,
     recovered: f64,
+    /// One ring buffer of `window - 1` gained samples per channel.
     delay: Vec<Vec<f32>>,
     delay_pos: usize,
     delay_filled: usize,
+    /// Scratch for one run: the peak of each frame entering the delay line, then the
+    /// gain of each frame leaving it.
+    gains: Vec<f32>,
 }
 
 impl Limiter {
@@ -59,25 +64,30 @@ impl Limiter {
             delay: vec![vec![0.0; window - 1]; channels],
             delay_pos: 0,
             delay_filled: 0,
+            gains: vec![0.0; window - 1],
         }
     }
 
     /// Applies gain and limiting to `input`; the output lags by `window - 1` frames.
     pub(crate) fn process(&mut self, input: &Block, output: &mut Block) {
         output.reset_to(self.delay.len());
-        for frame in 0..input.frames() {
-            self.push_frame(|channel| input.plane(channel)[frame], output);
+        let mut start = 0;
+        while start < input.frames() {
+            // A run ends where the ring buffer wraps, so it touches one contiguous range.
+            let len = (self.window - 1 - self.delay_pos).min(input.frames() - start);
+            self.process_run(input.planes(), start..start + len, output);
+            start += len;
         }
     }
 
     /// Emits the frames still in the delay line and returns to the initial state.
     pub(crate) fn flush(&mut self, output: &mut Block) {
-        output.reset_to(self.delay.len());
         if self.delay_filled > 0 {
             // Pushing a full delay line of silence emits exactly the frames held in it.
-            for _ in 0..self.window - 1 {
-                self.push_frame(|_| 0.0, output);
-            }
+            let silence = Block::silence(self.delay.len(), self.window - 1);
+            self.process(&silence, output);
+        } else {
+            output.reset_to(self.delay.len());
         }
         self.reset();
     }
@@ -92,23 +102,45 @@ impl Limiter {
         self.delay_filled = 0;
     }
 
-    /// Takes one input frame and, once the delay line is full, emits the frame that
-    /// entered it `window - 1` frames ago.
-    fn push_frame(&mut self, sample: impl Fn(usize) -> f32, output: &mut Block) {
-        let peak = (0..self.delay.len())
-            .map(|channel| (sample(channel) * self.gain).abs())
-            .fold(0.0_f32, f32::max);
-        let gain = self.smoothed_gain(f64::from(peak));
-        let pos = self.delay_pos;
-        let emit = self.delay_filled == self.window - 1;
-        for (channel, (line, plane)) in self.delay.iter_mut().zip(output.planes_mut()).enumerate() {
-            let delayed = std::mem::replace(&mut line[pos], sample(channel) * self.gain);
-            if emit {
-                plane.push(delayed * gain);
+    /// Takes the input frames in `frames`, which fit in the ring buffer from `delay_pos`
+    /// without wrapping, and emits the frames leaving the delay line once it is full.
+    fn process_run(&mut self, input: &[Vec<f32>], frames: Range<usize>, output: &mut Block) {
+        let len = frames.len();
+        self.compute_gains(input, frames.clone());
+        let line_len = self.window - 1;
+        let (pos, gains) = (self.delay_pos, &self.gains[..len]);
+        // Frames that arrive before the delay line is full only fill it.
+        let silent = (line_len - self.delay_filled).min(len);
+        let channels = self.delay.iter_mut().zip(input).zip(output.planes_mut());
+        for ((line, plane), out) in channels {
+            let (line, plane) = (&mut line[pos..pos + len], &plane[frames.clone()]);
+            for i in 0..len {
+                let delayed = std::mem::replace(&mut line[i], plane[i] * self.gain);
+                if i >= silent {
+                    out.push(delayed * gains[i]);
+                }
             }
         }
-        self.delay_pos = (pos + 1) % (self.window - 1);
-        self.delay_filled = (self.delay_filled + 1).min(self.window - 1);
+        self.delay_pos = (pos + len) % line_len;
+        self.delay_filled = (self.delay_filled + len).min(line_len);
+    }
+
+    /// Fills `gains[..frames.len()]` with the gain for each frame leaving the delay line
+    /// as the frames of `input` in `frames` enter it.
+    fn compute_gains(&mut self, input: &[Vec<f32>], frames: Range<usize>) {
+        let len = frames.len();
+        let peaks = &mut self.gains[..len];
+        peaks.fill(0.0);
+        for plane in input {
+            let plane = &plane[frames.clone()];
+            for i in 0..len {
+                peaks[i] = peaks[i].max((plane[i] * self.gain).abs());
+            }
+        }
+        for i in 0..len {
+            let peak = f64::from(self.gains[i]);
+            self.gains[i] = self.smoothed_gain(peak);
+        }
     }
 
     /// The gain for the frame leaving the delay line, given the peak entering it.
@@ -187,7 +219,10 @@ impl MovingAverage {
 
     fn push(&mut self, value: f64) -> f64 {
         let old = std::mem::replace(&mut self.values[self.pos], value);
-        self.pos = (self.pos + 1) % self.values.len();
+        self.pos += 1;
+        if self.pos == self.values.len() {
+            self.pos = 0;
+        }
         self.nonzero = self.nonzero + usize::from(value != 0.0) - usize::from(old != 0.0);
         self.sum = if self.nonzero == 0 {
             0.0

@@ -13,10 +13,23 @@ const MAX_TOP_LEVEL_BOXES: usize = 64;
 /// What an MP4 edit list says about the first audio track, in media timescale units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct EditList {
-    /// Frames of encoder priming to drop at the start.
+    /// Encoder priming to drop at the start.
     pub priming: u64,
-    /// Frames to play after the priming (the real length), when the list states it.
+    /// Length to play after the priming (the real length), when the list states it.
     pub playable: Option<u64>,
+    /// Units per second of `priming` and `playable` (the track's `mdhd` timescale).
+    pub media_timescale: u64,
+}
+
+impl EditList {
+    /// Priming and playable length converted to frames at `rate_hz`.
+    pub(super) fn in_frames(&self, rate_hz: u32) -> (u64, Option<u64>) {
+        let convert = |units: u64| {
+            let frames = u128::from(units) * u128::from(rate_hz) / u128::from(self.media_timescale);
+            u64::try_from(frames).unwrap_or(u64::MAX)
+        };
+        (convert(self.priming), self.playable.map(convert))
+    }
 }
 
 /// Frames to drop at the start and the most frames to let through, over the whole stream.
@@ -26,15 +39,6 @@ pub(super) struct Trim {
     frames_left: Option<u64>,
 }
 
-impl From<EditList> for Trim {
-    fn from(edit: EditList) -> Self {
-        Self {
-            skip_remaining: edit.priming,
-            frames_left: edit.playable,
-        }
-    }
-}
-
 impl Trim {
     /// Drops the first `skip` frames, then lets at most `limit` frames through.
     pub(super) fn new(skip: u64, limit: Option<u64>) -> Self {
@@ -42,6 +46,11 @@ impl Trim {
             skip_remaining: skip,
             frames_left: limit,
         }
+    }
+
+    /// True once the stated length has been delivered: nothing more will pass.
+    pub(super) fn is_exhausted(&self) -> bool {
+        self.frames_left == Some(0)
     }
 
     /// Narrows the range of decoded frames of one packet to what playback keeps.
@@ -147,6 +156,7 @@ fn parse_moov(moov: &[u8]) -> Option<EditList> {
     Some(EditList {
         priming: media_time,
         playable,
+        media_timescale,
     })
 }
 
@@ -239,8 +249,15 @@ mod tests {
             edit,
             EditList {
                 priming: 1024,
-                playable: Some(132_300)
+                playable: Some(132_300),
+                media_timescale: 44_100,
             }
+        );
+        assert_eq!(edit.in_frames(44_100), (1024, Some(132_300)));
+        assert_eq!(
+            edit.in_frames(22_050),
+            (512, Some(66_150)),
+            "timescale differs from rate"
         );
     }
 
@@ -267,13 +284,11 @@ mod tests {
 
     #[test]
     fn trim_drops_priming_across_packets_and_stops_at_the_end() {
-        let mut trim = Trim::from(EditList {
-            priming: 1500,
-            playable: Some(1000),
-        });
+        let mut trim = Trim::new(1500, Some(1000));
         assert_eq!(trim.apply(0..1024), 1024..1024);
         assert_eq!(trim.apply(0..1024), 476..1024);
         assert_eq!(trim.apply(0..1024), 0..452);
+        assert!(trim.is_exhausted());
         assert_eq!(trim.apply(0..1024), 0..0);
     }
 }

@@ -14,12 +14,6 @@ use symphonia::core::packet::Packet;
 
 use super::{DecodeError, FormatHint, layout, opus};
 
-/// Sample rate and layout of one decoded packet.
-pub(super) struct DecodedSpec {
-    pub(super) sample_rate_hz: u32,
-    pub(super) layout: Vec<Speaker>,
-}
-
 /// The codec behind the track: a symphonia decoder, or libopus for Opus.
 pub(super) enum TrackDecoder {
     Native(Box<dyn AudioDecoder>),
@@ -40,27 +34,46 @@ impl TrackDecoder {
         Ok(Self::Native(decoder))
     }
 
-    /// Decodes `packet` into `planes` (replacing their content).
+    /// The rate this decoder always produces, when the codec fixes it (Opus: 48 kHz).
+    pub(super) fn output_rate_hz(&self) -> Option<u32> {
+        match self {
+            Self::Native(_) => None,
+            Self::Opus(_) => Some(opus::OPUS_RATE_HZ),
+        }
+    }
+
+    /// Frames the codec's header says to drop at the start (the Opus pre-skip).
+    pub(super) fn pre_skip(&self) -> u64 {
+        match self {
+            Self::Native(_) => 0,
+            Self::Opus(decoder) => u64::from(decoder.pre_skip()),
+        }
+    }
+
+    /// The speaker of each plane of the last decoded packet.
+    pub(super) fn layout(&self) -> Vec<Speaker> {
+        match self {
+            Self::Native(decoder) => layout::speakers(decoder.last_decoded().spec().channels()),
+            Self::Opus(decoder) => Speaker::default_layout(decoder.channels()),
+        }
+    }
+
+    /// Decodes `packet` into `planes` (replacing their content) and returns its sample
+    /// rate.
     pub(super) fn decode(
         &mut self,
         packet: &Packet,
         planes: &mut Vec<Vec<f32>>,
-    ) -> Result<DecodedSpec, String> {
+    ) -> Result<u32, String> {
         match self {
             Self::Native(decoder) => {
                 let buffer = decoder.decode(packet).map_err(|err| err.to_string())?;
                 buffer.copy_to_vecs_planar(planes);
-                Ok(DecodedSpec {
-                    sample_rate_hz: buffer.spec().rate(),
-                    layout: layout::speakers(buffer.spec().channels()),
-                })
+                Ok(buffer.spec().rate())
             }
             Self::Opus(decoder) => {
                 decoder.decode(&packet.data, planes)?;
-                Ok(DecodedSpec {
-                    sample_rate_hz: opus::OPUS_RATE_HZ,
-                    layout: Speaker::default_layout(decoder.channels()),
-                })
+                Ok(opus::OPUS_RATE_HZ)
             }
         }
     }

@@ -142,18 +142,6 @@ impl OutputSpec {
             _ => self.sample_rate_hz,
         }
     }
-
-    /// The HTTP `Content-Type` of the produced stream.
-    pub fn content_type(&self) -> String {
-        match self.format {
-            OutputFormat::Opus => "audio/ogg; codecs=opus".to_owned(),
-            OutputFormat::Pcm => format!(
-                "audio/pcm;rate={};channels={};format=s16le",
-                self.sample_rate_hz, self.channels
-            ),
-            OutputFormat::Aac => "audio/aac".to_owned(),
-        }
-    }
 }
 
 /// Why encoding failed.
@@ -210,5 +198,46 @@ fn interleave<T>(block: &Block, out: &mut Vec<T>, f: impl Fn(f32) -> T) {
                 out.extend(planes.iter().map(|plane| f(plane[frame])));
             }
         }
+    }
+}
+
+/// One f32 sample (full scale = 1.0) as s16: rounded to nearest (half away from zero),
+/// saturated at the rails. The sample conversion shared by the PCM and AAC encoders.
+#[inline]
+fn to_s16(sample: f32) -> i16 {
+    let scaled = sample * 32768.0;
+    // Adding +-0.5 then truncating rounds like `f32::round` without a libm call, so the
+    // loop vectorises; `as` saturates at the i16 bounds and maps NaN to 0.
+    (scaled + 0.5f32.copysign(scaled)) as i16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_with_rounding_and_saturation() {
+        assert_eq!(to_s16(0.0), 0);
+        assert_eq!(to_s16(0.5), 16384);
+        assert_eq!(to_s16(1.5 / 32768.0), 2, "half rounds away from zero");
+        assert_eq!(to_s16(-1.5 / 32768.0), -2);
+        assert_eq!(to_s16(1.4 / 32768.0), 1);
+        assert_eq!(to_s16(-1.0), -32768);
+        assert_eq!(
+            to_s16(1.0),
+            32767,
+            "full scale saturates instead of wrapping"
+        );
+        assert_eq!(to_s16(3.0), 32767);
+        assert_eq!(to_s16(-3.0), -32768);
+        assert_eq!(to_s16(f32::NAN), 0);
+    }
+
+    #[test]
+    fn interleaves_any_channel_count() {
+        let block = Block::from_planes(vec![vec![1.0, 4.0], vec![2.0, 5.0], vec![3.0, 6.0]]);
+        let mut out = Vec::new();
+        interleave(&block, &mut out, |s| s);
+        assert_eq!(out, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 }

@@ -43,21 +43,20 @@ pub struct OggOpusEncoder {
 
 impl OggOpusEncoder {
     /// Builds the encoder and writes the OpusHead and OpusTags header pages.
+    ///
+    /// Fails with `InvalidSpec` unless `spec` is valid and mono or stereo.
     pub fn try_new(spec: &OutputSpec, source_rate_hz: u32) -> Result<Self, EncodeError> {
+        spec.validate()?;
         let channels = match spec.channels {
             1 => Channels::Mono,
-            _ => Channels::Stereo,
+            2 => Channels::Stereo,
+            n => {
+                return Err(EncodeError::InvalidSpec(format!(
+                    "opus: channels = {n} must be 1 or 2"
+                )));
+            }
         };
-        let mut encoder = LibopusEncoder::new(SampleRate::Hz48000, channels, Application::Audio)
-            .map_err(codec_error)?;
-        let bitrate =
-            i32::try_from(spec.bitrate_kbps * 1000).map_err(|err| codec_error(err.to_string()))?;
-        encoder
-            .set_bitrate(Bitrate::BitsPerSecond(bitrate))
-            .map_err(codec_error)?;
-        encoder.set_vbr(true).map_err(codec_error)?;
-        encoder.set_vbr_constraint(true).map_err(codec_error)?;
-        encoder.set_complexity(COMPLEXITY).map_err(codec_error)?;
+        let encoder = libopus_encoder(channels, spec.bitrate_kbps)?;
         let pre_skip = u64::from(encoder.lookahead().map_err(codec_error)?);
         let mut this = Self {
             encoder,
@@ -153,11 +152,30 @@ impl Encoder for OggOpusEncoder {
         self.fifo
             .resize(self.fifo.len() + pad_frames * self.channels, 0.0);
         self.encode_full_frames()?;
-        let last = self.held_packet.take().unwrap_or_default();
+        // The padding encodes at least the pre-skip (> 0 frames), so a packet is held;
+        // an empty one would be invalid (RFC 6716 section 3.4), so never write one.
+        let last = self
+            .held_packet
+            .take()
+            .ok_or_else(|| codec_error("no packet to end the stream with"))?;
         self.write_page_packet(last, PacketWriteEndInfo::EndStream, needed)?;
         self.take_output(out);
         Ok(())
     }
+}
+
+/// A libopus encoder at `bitrate_kbps`: constrained VBR, complexity `COMPLEXITY`.
+fn libopus_encoder(channels: Channels, bitrate_kbps: u32) -> Result<LibopusEncoder, EncodeError> {
+    let mut encoder = LibopusEncoder::new(SampleRate::Hz48000, channels, Application::Audio)
+        .map_err(codec_error)?;
+    let bitrate = i32::try_from(bitrate_kbps.saturating_mul(1000)).map_err(codec_error)?;
+    encoder
+        .set_bitrate(Bitrate::BitsPerSecond(bitrate))
+        .map_err(codec_error)?;
+    encoder.set_vbr(true).map_err(codec_error)?;
+    encoder.set_vbr_constraint(true).map_err(codec_error)?;
+    encoder.set_complexity(COMPLEXITY).map_err(codec_error)?;
+    Ok(encoder)
 }
 
 /// The identification header (RFC 7845 section 5.1), channel mapping family 0.
@@ -192,6 +210,51 @@ fn codec_error(err: impl ToString) -> EncodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encode::OutputFormat;
+    use ogg::PacketReader;
+
+    fn spec(channels: usize) -> OutputSpec {
+        OutputSpec {
+            format: OutputFormat::Opus,
+            channels,
+            ..OutputSpec::default()
+        }
+    }
+
+    #[test]
+    fn rejects_more_than_two_channels() {
+        for channels in [0, 3, 6] {
+            let err = OggOpusEncoder::try_new(&spec(channels), 48_000).err();
+            assert!(
+                matches!(err, Some(EncodeError::InvalidSpec(_))),
+                "{channels}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_input_gives_a_valid_stream() {
+        let mut encoder = OggOpusEncoder::try_new(&spec(2), 44_100).unwrap();
+        let pre_skip = encoder.pre_skip;
+        let mut out = Vec::new();
+        encoder.finish(&mut out).unwrap();
+        let mut reader = PacketReader::new(std::io::Cursor::new(out));
+        let mut packets = Vec::new();
+        while let Some(packet) = reader.read_packet().unwrap() {
+            packets.push(packet);
+        }
+        assert_eq!(packets.len(), 3);
+        assert!(packets[0].data.starts_with(b"OpusHead") && packets[0].last_in_page());
+        assert!(packets[1].data.starts_with(b"OpusTags") && packets[1].last_in_page());
+        let audio = &packets[2];
+        assert!(
+            !audio.data.is_empty(),
+            "an Opus packet has at least a TOC byte"
+        );
+        assert!(audio.first_in_page() && audio.last_in_stream());
+        assert!(pre_skip > 0);
+        assert_eq!(audio.absgp_page(), pre_skip);
+    }
 
     #[test]
     fn opus_head_layout_follows_rfc_7845() {

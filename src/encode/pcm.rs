@@ -2,21 +2,11 @@
 
 use dsp::Block;
 
-use super::{EncodeError, Encoder};
+use super::{EncodeError, Encoder, to_s16};
 
 /// Converts f32 to s16le with rounding to nearest and saturation (never wraps).
 #[derive(Debug, Default)]
 pub struct PcmEncoder;
-
-/// One f32 sample (full scale = 1.0) as s16: rounded to nearest (half away from zero),
-/// saturated at the rails.
-#[inline]
-pub fn to_s16(sample: f32) -> i16 {
-    let scaled = sample * 32768.0;
-    // Adding +-0.5 then truncating rounds like `f32::round` without a libm call, so the
-    // loop vectorises; `as` saturates at the i16 bounds and maps NaN to 0.
-    (scaled + 0.5f32.copysign(scaled)) as i16
-}
 
 impl Encoder for PcmEncoder {
     fn write(&mut self, block: &Block, out: &mut Vec<u8>) -> Result<(), EncodeError> {
@@ -53,24 +43,6 @@ impl Encoder for PcmEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn converts_with_rounding_and_saturation() {
-        assert_eq!(to_s16(0.0), 0);
-        assert_eq!(to_s16(0.5), 16384);
-        assert_eq!(to_s16(1.5 / 32768.0), 2, "half rounds away from zero");
-        assert_eq!(to_s16(-1.5 / 32768.0), -2);
-        assert_eq!(to_s16(1.4 / 32768.0), 1);
-        assert_eq!(to_s16(-1.0), -32768);
-        assert_eq!(
-            to_s16(1.0),
-            32767,
-            "full scale saturates instead of wrapping"
-        );
-        assert_eq!(to_s16(3.0), 32767);
-        assert_eq!(to_s16(-3.0), -32768);
-        assert_eq!(to_s16(f32::NAN), 0);
-    }
 
     #[test]
     fn interleaves_stereo_little_endian() {

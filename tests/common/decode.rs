@@ -104,17 +104,42 @@ fn probe_from_text(text: &str) -> Probe {
 /// channel count (no resampling, no remixing). Panics if ffmpeg exits non-zero
 /// or reports any decoding error, so a decoded file is also a clean file.
 pub fn decode_file(path: &Path) -> Decoded {
+    ffmpeg_decode(path, None, true)
+}
+
+/// Like [`decode_file`], but resampled by ffmpeg (swresample, default settings)
+/// to `rate`: the reference for a resampled output of ours.
+pub fn decode_file_resampled(path: &Path, rate: u32) -> Decoded {
+    ffmpeg_decode(path, Some(rate), true)
+}
+
+/// Decodes a damaged file (e.g. one cut short) with ffmpeg at its native rate:
+/// decoding errors are tolerated, only a failing exit status panics. What
+/// ffmpeg makes of the damaged file is the reference for what we make of it.
+pub fn decode_file_lenient(path: &Path) -> Decoded {
+    ffmpeg_decode(path, None, false)
+}
+
+/// Decodes `path` with ffmpeg to f32 at its native channel count, resampled to
+/// `rate` when given; `strict` also fails on any error ffmpeg reports.
+fn ffmpeg_decode(path: &Path, rate: Option<u32>, strict: bool) -> Decoded {
     let params = probe(path);
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-map", "0:a:0", "-f", "f32le", "-acodec", "pcm_f32le", "-"])
+        .args(["-map", "0:a:0"]);
+    if let Some(rate) = rate {
+        cmd.args(["-ar", &rate.to_string()]);
+    }
+    let out = cmd
+        .args(["-f", "f32le", "-acodec", "pcm_f32le", "-"])
         .output()
         .expect("ffmpeg must be installed");
     let errors = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "ffmpeg could not cleanly decode {}: {}",
+        out.status.success() && (!strict || errors.trim().is_empty()),
+        "ffmpeg could not {}decode {}: {}",
+        if strict { "cleanly " } else { "" },
         path.display(),
         errors.trim()
     );
@@ -123,7 +148,38 @@ pub fn decode_file(path: &Path) -> Decoded {
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();
-    Decoded::from_interleaved(&samples, params.sample_rate, params.channels)
+    Decoded::from_interleaved(
+        &samples,
+        rate.unwrap_or(params.sample_rate),
+        params.channels,
+    )
+}
+
+/// The largest number of sample frames in one of the first packets of `path`'s
+/// first audio stream, per ffprobe: the codec's frame (MP3: 1152) or block
+/// (FLAC: the encoder's block size) length.
+pub fn packet_frames(path: &Path) -> usize {
+    let rate = f64::from(probe(path).sample_rate);
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-read_intervals",
+            "%+#8",
+        ])
+        .args(["-show_entries", "packet=duration_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = text
+        .lines()
+        .filter_map(|line| line.trim().trim_end_matches(',').parse::<f64>().ok())
+        .map(|secs| (secs * rate).round() as usize)
+        .max();
+    frames.unwrap_or_else(|| panic!("ffprobe lists no packets in {}: {text}", path.display()))
 }
 
 /// Reads raw interleaved signed 16-bit little-endian PCM. Panics if the file

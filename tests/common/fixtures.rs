@@ -28,6 +28,11 @@ pub struct Fixture {
     /// because the container cannot signal the encoder's priming and padding
     /// (ADTS, MP2, Vorbis in Matroska); 0 where it can.
     pub unsignalled_padding_secs: f64,
+    /// How far from `duration_secs` a correct decoder may end because the
+    /// container states the trimmed length only to this precision (Matroska's
+    /// 1 ms timestamps, rounded at both ends of the stream); 0 where the length
+    /// is exact to the frame.
+    pub length_precision_secs: f64,
     /// Frequency of the tone in Hz.
     pub tone_hz: f64,
     /// Peak amplitude of the tone in each channel that carries it.
@@ -59,6 +64,7 @@ const fn stereo(
         channels: 2,
         duration_secs,
         unsignalled_padding_secs: 0.0,
+        length_precision_secs: 0.0,
         tone_hz,
         amplitude: 0.5,
         codec_gain_db: 0.0,
@@ -85,7 +91,10 @@ pub const FIXTURES: &[Fixture] = &[
         ..stereo("vorbis.mka", "vorbis", 44100, 1.8, 440.0)
     },
     stereo("opus.opus", "opus", 48000, 2.0, 440.0),
-    stereo("opus.webm", "opus", 48000, 2.6, 440.0),
+    Fixture {
+        length_precision_secs: 0.002,
+        ..stereo("opus.webm", "opus", 48000, 2.6, 440.0)
+    },
     Fixture {
         unsignalled_padding_secs: 1152.0 / 44100.0,
         amplitude: 0.25,
@@ -116,6 +125,31 @@ pub const FIXTURES: &[Fixture] = &[
         ..stereo("surround_51.flac", "flac", 44100, 2.0, 440.0)
     },
 ];
+
+impl Fixture {
+    /// True when the container signals the encoder's delay and padding (or the
+    /// codec has none), so a correct decoder returns exactly `duration_secs`
+    /// of audio, starting on the first sample of the tone.
+    pub fn is_gapless(&self) -> bool {
+        self.unsignalled_padding_secs == 0.0
+    }
+
+    /// The exact length of the tone at `rate`: `round(duration_secs × rate)`.
+    pub fn frames_at(&self, rate: u32) -> usize {
+        (self.duration_secs * f64::from(rate)).round() as usize
+    }
+}
+
+/// A 5.1 fixture with a different tone in every channel (see
+/// `make_fixtures.sh`), to measure each speaker's share of a downmix.
+pub const SURROUND_TONES_FILE: &str = "surround_51_tones.flac";
+/// Frequency of the tone in each channel of [`SURROUND_TONES_FILE`], in file
+/// order: ffmpeg's "5.1" layout FL, FR, FC, LFE, BL, BR.
+pub const SURROUND_TONES_HZ: [f64; 6] = [300.0, 500.0, 700.0, 60.0, 900.0, 1100.0];
+/// Peak amplitude of every tone of [`SURROUND_TONES_FILE`].
+pub const SURROUND_TONE_PEAK: f64 = 0.3;
+/// Sample rate of [`SURROUND_TONES_FILE`].
+pub const SURROUND_TONES_RATE: u32 = 44100;
 
 /// A deliberately broken input.
 #[derive(Debug, Clone, Copy, PartialEq)]

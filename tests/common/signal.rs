@@ -98,6 +98,58 @@ fn gaussian_offset(m: &[f64]) -> f64 {
     }
 }
 
+/// Level in dBFS (on the scale of [`rms_dbfs`]: a sine of peak 0.5 is -9.03 dBFS)
+/// of the component of `samples` at exactly `freq_hz`. This is one bin of the
+/// discrete-time Fourier transform (what Goertzel's algorithm computes) of the
+/// Hann-windowed signal, scaled by the window's coherent gain, so it needs no
+/// FFT-bin alignment. Over a second of signal, a tone 50 Hz or more away leaks
+/// in at less than -100 dB. `-inf` for silence.
+pub fn band_level_dbfs(samples: &[f32], rate: u32, freq_hz: f64) -> f64 {
+    assert!(samples.len() >= 16, "too few samples for a band level");
+    let w = 2.0 * std::f64::consts::PI * freq_hz / f64::from(rate);
+    let step = 2.0 * std::f64::consts::PI / (samples.len() - 1) as f64;
+    let (mut re, mut im, mut window_sum) = (0.0, 0.0, 0.0);
+    for (i, &s) in samples.iter().enumerate() {
+        let window = 0.5 - 0.5 * (step * i as f64).cos();
+        let (sin, cos) = (w * i as f64).sin_cos();
+        re += f64::from(s) * window * cos;
+        im -= f64::from(s) * window * sin;
+        window_sum += window;
+    }
+    let amplitude = 2.0 * re.hypot(im) / window_sum;
+    20.0 * (amplitude / std::f64::consts::SQRT_2).log10()
+}
+
+/// Index of the first sample whose magnitude reaches `fraction` of the peak of
+/// the whole signal: where a tone that starts from silence sets in. `None` for
+/// silence.
+pub fn onset_frame(samples: &[f32], fraction: f32) -> Option<usize> {
+    let threshold = fraction * peak(samples);
+    if threshold == 0.0 {
+        return None;
+    }
+    samples.iter().position(|s| s.abs() >= threshold)
+}
+
+/// Length of the longest run of consecutive samples whose magnitude lies within
+/// `relative_tolerance` (e.g. 0.001 for 0.1 %) of the signal's peak. A sine has
+/// runs of one or two samples at its crests; a clipped sine has a flat top of
+/// many. 0 for silence.
+pub fn longest_run_near_peak(samples: &[f32], relative_tolerance: f32) -> usize {
+    let top = peak(samples);
+    if top == 0.0 {
+        return 0;
+    }
+    let threshold = top * (1.0 - relative_tolerance);
+    let mut longest = 0;
+    let mut run = 0;
+    for s in samples {
+        run = if s.abs() >= threshold { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    longest
+}
+
 /// Where the audible part of a signal starts and ends, in seconds: the centres
 /// of the first and last 2 ms windows whose level is no more than
 /// `threshold_db_below_rms` dB below the RMS level of the whole signal.

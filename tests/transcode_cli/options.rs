@@ -2,10 +2,20 @@
 //! writing to stdout.
 
 use super::*;
+use common::signal::{band_level_dbfs, longest_run_near_peak, middle};
 
-/// Allowed bitrate overshoot over the nominal value, container included.
+/// Allowed bitrate overshoot over the nominal value, container included; for
+/// AAC, which is CBR, also the allowed undershoot.
 const BITRATE_TOLERANCE: f64 = 0.10;
+/// The third harmonic of a limited sine must stay this far below the fundamental.
+const LIMITER_MAX_THIRD_HARMONIC_DB: f64 = -30.0;
+/// A limited sine may have at most this many consecutive samples at its peak
+/// (a clipped one has a flat top of dozens).
+const LIMITER_MAX_SAMPLES_AT_PEAK: usize = 3;
+/// "At the peak": within this fraction (0.1 %) of it.
+const PEAK_TOLERANCE: f32 = 0.001;
 
+/// A case for `file` in `format` with the options `set` chooses.
 fn case(file: &str, format: Format, set: impl FnOnce(&mut Case)) -> Case {
     let mut case = Case::new(file, format);
     set(&mut case);
@@ -68,19 +78,27 @@ fn aac_at_44100_hz() {
     }));
 }
 
+/// Bitrate from the file size and the decoded length (priming and padding
+/// included, as they are in the file): at most the nominal rate plus
+/// [`BITRATE_TOLERANCE`]; for AAC (CBR) also at least the nominal rate minus it.
 fn check_bitrate(case: &Case, out: &Produced, report: &mut Report) {
     let nominal = f64::from(case.bitrate_kbps.unwrap());
     let kbps = out.bytes as f64 * 8.0 / out.decoded.duration_secs() / 1000.0;
     let max = nominal * (1.0 + BITRATE_TOLERANCE);
+    let min = match case.format {
+        Format::Aac => nominal * (1.0 - BITRATE_TOLERANCE),
+        _ => 0.0,
+    };
     let measured = format!("{kbps:.1} kbit/s ({} bytes)", out.bytes);
     report.expect(
         "bitrate",
-        kbps <= max,
+        (min..=max).contains(&kbps),
         measured,
-        format!("<= {max:.1} kbit/s"),
+        format!("{min:.1}..={max:.1} kbit/s"),
     );
 }
 
+/// Runs the generic checks plus the bitrate check.
 fn run_bitrate_case(case: Case) {
     let (out, mut report) = check_case(&case);
     check_bitrate(&case, &out, &mut report);
@@ -109,6 +127,13 @@ fn aac_at_64_kbps() {
 }
 
 #[test]
+fn aac_at_128_kbps() {
+    run_bitrate_case(case("mp3_cbr_128k.mp3", Format::Aac, |c| {
+        c.bitrate_kbps = Some(128)
+    }));
+}
+
+#[test]
 fn half_volume_pcm() {
     run_case(case("wav_s16.wav", Format::Pcm, |c| c.volume = Some(0.5)));
 }
@@ -120,11 +145,39 @@ fn half_volume_opus() {
     }));
 }
 
+/// Tells limiting from clipping: a limited sine is a smaller sine, so its
+/// third harmonic is low and its crests are single samples; a clipped sine
+/// has a strong third harmonic and flat tops at the ceiling.
+fn check_limited_not_clipped(case: &Case, out: &Produced, report: &mut Report) {
+    let rate = out.decoded.sample_rate;
+    let tone = case.fixture.tone_hz;
+    for (c, plane) in out.decoded.planes.iter().enumerate() {
+        let steady = middle(plane, rate);
+        let fundamental = band_level_dbfs(steady, rate, tone);
+        let third = band_level_dbfs(steady, rate, 3.0 * tone) - fundamental;
+        report.expect(
+            &format!("ch{c} third harmonic ({} Hz) vs fundamental", 3.0 * tone),
+            third <= LIMITER_MAX_THIRD_HARMONIC_DB,
+            format!("{third:.1} dB"),
+            format!("<= {LIMITER_MAX_THIRD_HARMONIC_DB} dB"),
+        );
+        let run = longest_run_near_peak(plane, PEAK_TOLERANCE);
+        report.expect(
+            &format!("ch{c} consecutive samples within 0.1 % of the peak"),
+            run <= LIMITER_MAX_SAMPLES_AT_PEAK,
+            run,
+            format!("<= {LIMITER_MAX_SAMPLES_AT_PEAK}"),
+        );
+    }
+}
+
 #[test]
 fn double_volume_on_full_scale_is_limited() {
     let case = case("full_scale_48k.wav", Format::Pcm, |c| c.volume = Some(2.0));
     assert!(matches!(case.level(), Level::Limited));
-    run_case(case);
+    let (out, mut report) = check_case(&case);
+    check_limited_not_clipped(&case, &out, &mut report);
+    report.finish();
 }
 
 #[test]
