@@ -124,7 +124,7 @@ fn new_chain(input_rate_hz: u32, input_layout: &[dsp::Speaker]) -> Chain {
         input_layout: input_layout.to_vec(),
         output_rate_hz: OUTPUT_RATE_HZ,
         output_channels: 2,
-        volume: 1.0,
+        filters: dsp::Filters::default(),
     })
     .expect("valid chain")
 }

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use dsp::Filters;
+use dsp::eq::{EqBand, EqPreset};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::decode::{Decoder, FormatHint, ReadOnlySource};
@@ -50,9 +52,27 @@ pub struct TranscodeArgs {
     /// Target bitrate in kbit/s for opus (6..=510) and aac (8..=320).
     #[arg(long, default_value_t = 128)]
     pub bitrate: u32,
+    /// Tempo 0.5..=2.0 keeping pitch (output duration = input / speed).
+    #[arg(long, default_value_t = 1.0)]
+    pub speed: f64,
+    /// Pitch ratio 0.5..=2.0 keeping tempo (2.0 = one octave up).
+    #[arg(long, default_value_t = 1.0)]
+    pub pitch: f64,
+    /// Varispeed 0.5..=2.0: tempo and pitch together.
+    #[arg(long, default_value_t = 1.0)]
+    pub rate: f64,
     /// Linear volume 0.0..=2.0; above 1.0 a limiter keeps peaks under -1 dBFS.
     #[arg(long, default_value_t = 1.0)]
     pub volume: f32,
+    /// Equaliser preset: flat, bass_boost, voice or treble.
+    #[arg(long, default_value = "flat")]
+    pub eq: String,
+    /// Extra peaking band FREQ_HZ:GAIN_DB:Q (repeatable, at most 16).
+    #[arg(long = "eq-band")]
+    pub eq_bands: Vec<String>,
+    /// Normalise loudness to LUFS (-70..=-5); without a value, -14.
+    #[arg(long, num_args = 0..=1, default_missing_value = "-14", allow_hyphen_values = true)]
+    pub normalize: Option<f64>,
     /// Start this many seconds into the source.
     #[arg(long, default_value_t = 0.0)]
     pub start: f64,
@@ -62,18 +82,38 @@ pub struct TranscodeArgs {
 }
 
 impl TranscodeArgs {
-    fn spec(&self) -> TranscodeSpec {
-        TranscodeSpec {
+    /// The transcode these arguments ask for; filter values are checked by the pipeline,
+    /// the EQ syntax here, so that every bad filter fails the same way.
+    fn spec(&self) -> anyhow::Result<TranscodeSpec> {
+        let eq_preset: EqPreset = self
+            .eq
+            .parse()
+            .map_err(|err| anyhow::anyhow!("invalid filter: {err}"))?;
+        let eq_bands = self
+            .eq_bands
+            .iter()
+            .map(|band| parse_eq_band(band))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| anyhow::anyhow!("invalid filter: eq_band {err}"))?;
+        Ok(TranscodeSpec {
             output: OutputSpec {
                 format: self.format,
                 sample_rate_hz: self.sample_rate,
                 channels: self.channels,
                 bitrate_kbps: self.bitrate,
             },
-            volume: self.volume,
+            filters: Filters {
+                speed: self.speed,
+                pitch: self.pitch,
+                rate: self.rate,
+                volume: self.volume,
+                eq_preset,
+                eq_bands,
+                normalize_lufs: self.normalize,
+            },
             start_secs: self.start,
             duration_secs: self.duration,
-        }
+        })
     }
 }
 
@@ -94,8 +134,9 @@ pub fn run() -> ExitCode {
 }
 
 fn transcode(args: &TranscodeArgs) -> anyhow::Result<()> {
+    let spec = args.spec()?;
     let decoder = open_input(&args.input)?;
-    let transcode = Transcode::try_new(decoder, &args.spec())?;
+    let transcode = Transcode::try_new(decoder, &spec)?;
     let rate = u64::from(transcode.source_info().sample_rate_hz.max(1));
     let progress = progress_bar(
         transcode
@@ -161,6 +202,26 @@ fn write_output(
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// Parses `FREQ_HZ:GAIN_DB:Q`, e.g. `1000:6:1.0`.
+fn parse_eq_band(text: &str) -> Result<EqBand, String> {
+    let numbers: Vec<f64> = text
+        .split(':')
+        .map(|part| {
+            part.trim()
+                .parse::<f64>()
+                .map_err(|err| format!("{part:?}: {err}"))
+        })
+        .collect::<Result<_, _>>()?;
+    match numbers[..] {
+        [freq_hz, gain_db, q] => Ok(EqBand {
+            freq_hz,
+            gain_db,
+            q,
+        }),
+        _ => Err(format!("{text:?} is not FREQ_HZ:GAIN_DB:Q")),
+    }
 }
 
 /// A progress bar in source milliseconds, shown only when stderr is a terminal.

@@ -3,8 +3,10 @@
 //! Runs on the calling (blocking) thread and pushes each encoded chunk to a sink as soon
 //! as it exists; stops early when the sink is gone. Knows nothing of HTTP or terminals.
 
+use std::sync::mpsc::Receiver;
+
 use bytes::Bytes;
-use dsp::{Block, Chain, ChainSpec};
+use dsp::{Block, Chain, ChainSpec, Filters};
 
 use crate::decode::{DecodeError, Decoder, SourceInfo};
 use crate::encode::{self, EncodeError, Encoder, OutputSpec};
@@ -14,8 +16,8 @@ use crate::encode::{self, EncodeError, Encoder, OutputSpec};
 pub struct TranscodeSpec {
     /// Output format, rate, channels and bitrate.
     pub output: OutputSpec,
-    /// Linear gain, 0.0..=2.0 (limited to -1 dBFS above 1.0).
-    pub volume: f32,
+    /// Speed, pitch, rate, EQ, normalisation and volume.
+    pub filters: Filters,
     /// Source position to start at, in seconds (exact to the frame).
     pub start_secs: f64,
     /// Most output time to produce, in seconds; `None` = until the source ends.
@@ -26,7 +28,7 @@ impl Default for TranscodeSpec {
     fn default() -> Self {
         Self {
             output: OutputSpec::default(),
-            volume: 1.0,
+            filters: Filters::default(),
             start_secs: 0.0,
             duration_secs: None,
         }
@@ -92,6 +94,7 @@ pub struct Transcode {
     output: Output,
     frames_to_skip: u64,
     source_frames: u64,
+    filter_updates: Option<Receiver<Filters>>,
 }
 
 impl Transcode {
@@ -106,7 +109,7 @@ impl Transcode {
             input_layout: info.layout.clone(),
             output_rate_hz: stream_rate_hz,
             output_channels: spec.output.channels,
-            volume: spec.volume,
+            filters: spec.filters.clone(),
         })
         .map_err(classify_chain_error)?;
         let frame_limit = spec
@@ -125,7 +128,26 @@ impl Transcode {
             chain,
             decoder,
             source_frames: 0,
+            filter_updates: None,
         })
+    }
+
+    /// Lets the filters change while running: each complete filter set received on
+    /// `updates` applies from the next block (about 20-30 ms of audio later).
+    pub fn with_filter_updates(mut self, updates: Receiver<Filters>) -> Self {
+        self.filter_updates = Some(updates);
+        self
+    }
+
+    /// Applies the newest filter set waiting on the update channel, if any.
+    fn apply_filter_updates(&mut self) -> Result<(), PipelineError> {
+        let Some(updates) = &self.filter_updates else {
+            return Ok(());
+        };
+        match updates.try_iter().last() {
+            Some(filters) => self.chain.update(&filters).map_err(PipelineError::Filter),
+            None => Ok(()),
+        }
     }
 
     /// What the source turned out to be.
@@ -146,6 +168,7 @@ impl Transcode {
             self.source_frames += block.frames() as u64;
             on_progress(self.source_frames);
             self.skip_to_start(&mut block);
+            self.apply_filter_updates()?;
             limit_reached = self.output.write(self.chain.process(&block), &mut sink)?;
         }
         if !limit_reached {

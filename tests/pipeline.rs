@@ -207,3 +207,50 @@ fn source_info_names_every_fixture_format() {
         failures.join("\n  ")
     );
 }
+
+#[test]
+fn a_filter_update_mid_stream_changes_the_rest_of_the_stream_smoothly() {
+    let (updates, receiver) = std::sync::mpsc::channel();
+    let transcode = Transcode::try_new(open(&fixture_path("flac_s16.flac")), &pcm_spec(44_100))
+        .unwrap()
+        .with_filter_updates(receiver);
+    let mut out = Vec::new();
+    let mut sent = false;
+    transcode
+        .run(
+            |chunk| {
+                out.extend_from_slice(&chunk);
+                Ok(())
+            },
+            |frames| {
+                if frames >= 22_050 && !sent {
+                    let quieter = dsp::Filters {
+                        volume: 0.5,
+                        ..dsp::Filters::default()
+                    };
+                    updates.send(quieter).unwrap();
+                    sent = true;
+                }
+            },
+        )
+        .unwrap();
+    let left = s16_left_channel(&out);
+    assert_eq!(left.len(), 66_150, "1.5 s, no frame lost or repeated");
+    let level = |range: std::ops::Range<usize>| common::signal::rms_dbfs(&left[range]);
+    // The update is sent once 22 050 frames are decoded and applies from the block that
+    // holds them (FLAC blocks of 4608 frames: from frame 18 432 on).
+    let change_db = level(30_000..60_000) - level(2_000..16_000);
+    assert!(
+        (change_db + 6.02).abs() < 0.1,
+        "volume 0.5 mid-stream: {change_db:.2} dB"
+    );
+    let steepest = left
+        .windows(2)
+        .map(|w| (w[1] - w[0]).abs())
+        .fold(0.0, f32::max);
+    let sine_step = (std::f32::consts::TAU * 440.0 / 44_100.0) * 0.5 + 2.0 / 32768.0;
+    assert!(
+        steepest <= sine_step,
+        "a jump of {steepest} (a 440 Hz sine moves at most {sine_step})"
+    );
+}

@@ -12,18 +12,10 @@ pub const MIN_VOLUME: f32 = 0.0;
 /// Highest accepted volume.
 pub const MAX_VOLUME: f32 = 2.0;
 
-/// What a `Gain` does to each block.
-#[derive(Debug, Clone)]
-enum Mode {
-    /// Volume 1: a copy.
-    Unity,
-    /// Volume below 1: a multiplication, no delay.
-    Linear(f32),
-    /// Volume above 1: gain then a limiter with a ceiling of −1 dBFS.
-    Limited(Box<Limiter>),
-}
+/// How long a live volume change takes to reach its new value.
+const RAMP_SECS: f64 = 0.010;
 
-/// Linear volume with a limiter for boosts.
+/// Linear volume with a limiter for boosts, changeable while running.
 ///
 /// - volume 1: the output is a copy of the input;
 /// - volume below 1: every sample is multiplied, with no delay;
@@ -34,66 +26,156 @@ enum Mode {
 ///   gain comes out exactly multiplied. The limiter delays its output internally by the
 ///   look-ahead; the first frames written are those of the first input frames, and
 ///   `flush` emits the rest, so the output is as long as the input.
+///
+/// `set_volume` ramps linearly to the new value over 10 ms, so a change never clicks;
+/// the limiter is engaged while the gain is (or is heading) above 1, and drained out of
+/// the path, without losing a frame, once the gain is back at or below 1.
 #[derive(Debug, Clone)]
 pub struct Gain {
     channels: usize,
-    mode: Mode,
+    sample_rate_hz: u32,
+    current: f32,
+    target: f32,
+    step: f32,
+    limiter: Option<Box<Limiter>>,
+    gained: Block,
+    drained: Block,
 }
 
 impl Gain {
     /// A gain of `volume` (0 to 2) on `channels` channels at `sample_rate_hz`
-    /// (the rate sets the limiter's time constants).
+    /// (the rate sets the limiter's time constants and the ramp length).
     pub fn try_new(volume: f32, channels: usize, sample_rate_hz: u32) -> Result<Self, ConfigError> {
-        if !(MIN_VOLUME..=MAX_VOLUME).contains(&volume) {
-            return Err(ConfigError::OutOfRange {
-                name: "volume",
-                value: f64::from(volume),
-                min: f64::from(MIN_VOLUME),
-                max: f64::from(MAX_VOLUME),
-            });
-        }
+        check_volume(volume)?;
         check_channels(channels)?;
         check_rate(sample_rate_hz)?;
-        let mode = if volume == 1.0 {
-            Mode::Unity
-        } else if volume < 1.0 {
-            Mode::Linear(volume)
-        } else {
-            Mode::Limited(Box::new(Limiter::new(volume, channels, sample_rate_hz)))
+        let mut gain = Self {
+            channels,
+            sample_rate_hz,
+            current: volume,
+            target: volume,
+            step: 0.0,
+            limiter: None,
+            gained: Block::new(channels),
+            drained: Block::new(channels),
         };
-        Ok(Self { channels, mode })
+        gain.engage_limiter_if_needed();
+        Ok(gain)
     }
 
-    /// True when this gain leaves the signal untouched (volume 1).
+    /// True when this gain leaves the signal untouched (volume 1, not ramping).
     pub fn is_unity(&self) -> bool {
-        matches!(self.mode, Mode::Unity)
+        self.current == 1.0 && self.target == 1.0 && self.limiter.is_none()
     }
+
+    /// The volume the gain is at or ramping towards.
+    pub fn volume(&self) -> f32 {
+        self.target
+    }
+
+    /// Ramps to `volume` (0 to 2) over 10 ms.
+    pub fn set_volume(&mut self, volume: f32) -> Result<(), ConfigError> {
+        check_volume(volume)?;
+        self.target = volume;
+        let ramp_frames = (RAMP_SECS * f64::from(self.sample_rate_hz)).max(1.0) as f32;
+        self.step = (self.target - self.current) / ramp_frames;
+        self.engage_limiter_if_needed();
+        Ok(())
+    }
+
+    fn engage_limiter_if_needed(&mut self) {
+        if self.limiter.is_none() && (self.current > 1.0 || self.target > 1.0) {
+            self.limiter = Some(Box::new(Limiter::new(
+                1.0,
+                self.channels,
+                self.sample_rate_hz,
+            )));
+        }
+    }
+
+    /// Multiplies `input` into `output` by the current gain, advancing any ramp.
+    fn apply(&mut self, input: &Block, output: &mut Block) {
+        output.reset_to(self.channels);
+        if self.step == 0.0 {
+            let gain = self.current;
+            for (out, src) in output.planes_mut().iter_mut().zip(input.planes()) {
+                out.extend(src.iter().map(|s| s * gain));
+            }
+            return;
+        }
+        let (start, target, step) = (self.current, self.target, self.step);
+        let ramped = |i: usize| {
+            let value = start + step * (i + 1) as f32;
+            if (step > 0.0 && value >= target) || (step < 0.0 && value <= target) {
+                target
+            } else {
+                value
+            }
+        };
+        for (out, src) in output.planes_mut().iter_mut().zip(input.planes()) {
+            out.extend(src.iter().enumerate().map(|(i, s)| s * ramped(i)));
+        }
+        self.current = ramped(input.frames().saturating_sub(1));
+        if self.current == self.target {
+            self.step = 0.0;
+        }
+    }
+
+    /// Once the gain is settled at or below 1, lets the limiter's held frames out and
+    /// takes it out of the path.
+    fn release_limiter_if_done(&mut self, output: &mut Block) {
+        if self.step == 0.0 && self.current <= 1.0 {
+            if let Some(mut limiter) = self.limiter.take() {
+                limiter.flush(&mut self.drained);
+                output.append(&self.drained);
+            }
+        }
+    }
+}
+
+fn check_volume(volume: f32) -> Result<(), ConfigError> {
+    if (MIN_VOLUME..=MAX_VOLUME).contains(&volume) {
+        return Ok(());
+    }
+    Err(ConfigError::OutOfRange {
+        name: "volume",
+        value: f64::from(volume),
+        min: f64::from(MIN_VOLUME),
+        max: f64::from(MAX_VOLUME),
+    })
 }
 
 impl Processor for Gain {
     fn process(&mut self, input: &Block, output: &mut Block) {
         debug_assert_eq!(input.channels(), self.channels);
-        match &mut self.mode {
-            Mode::Unity => output.copy_from(input),
-            Mode::Linear(gain) => {
-                output.reset_to(self.channels);
-                for (out, src) in output.planes_mut().iter_mut().zip(input.planes()) {
-                    out.extend(src.iter().map(|s| s * *gain));
-                }
+        if self.is_unity() {
+            output.copy_from(input);
+            return;
+        }
+        match self.limiter.take() {
+            Some(mut limiter) => {
+                let mut gained = std::mem::take(&mut self.gained);
+                self.apply(input, &mut gained);
+                limiter.process(&gained, output);
+                self.gained = gained;
+                self.limiter = Some(limiter);
+                self.release_limiter_if_done(output);
             }
-            Mode::Limited(limiter) => limiter.process(input, output),
+            None => self.apply(input, output),
         }
     }
 
     fn flush(&mut self, output: &mut Block) {
-        match &mut self.mode {
-            Mode::Limited(limiter) => limiter.flush(output),
-            Mode::Unity | Mode::Linear(_) => output.reset_to(self.channels),
+        match &mut self.limiter {
+            Some(limiter) => limiter.flush(output),
+            None => output.reset_to(self.channels),
         }
     }
 
     fn reset(&mut self) {
-        if let Mode::Limited(limiter) = &mut self.mode {
+        self.current = self.target;
+        self.step = 0.0;
+        if let Some(limiter) = &mut self.limiter {
             limiter.reset();
         }
     }
@@ -216,5 +298,109 @@ mod tests {
         }
         assert!(Gain::try_new(1.0, 0, RATE_HZ).is_err());
         assert!(Gain::try_new(1.0, 2, 1000).is_err());
+    }
+
+    /// Feeds `input` in 480-frame blocks, calling `change` before block `at`.
+    fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> Block {
+        let mut gain = Gain::try_new(0.5, input.channels(), RATE_HZ).unwrap();
+        let mut change = Some(change);
+        let mut output = Block::new(input.channels());
+        let mut piece = Block::default();
+        for (index, start) in (0..input.frames()).step_by(480).enumerate() {
+            if index == at {
+                (change.take().unwrap())(&mut gain);
+            }
+            let end = (start + 480).min(input.frames());
+            let chunk = Block::from_planes(
+                input
+                    .planes()
+                    .iter()
+                    .map(|p| p[start..end].to_vec())
+                    .collect(),
+            );
+            gain.process(&chunk, &mut piece);
+            output.append(&piece);
+        }
+        gain.flush(&mut piece);
+        output.append(&piece);
+        output
+    }
+
+    #[test]
+    fn a_live_volume_change_ramps_without_a_jump() {
+        let input = sine(0.5, 9600);
+        let output = run_with_change(&input, 10, |g| g.set_volume(1.0).unwrap());
+        assert_eq!(output.frames(), input.frames());
+        let largest_step = |p: &[f32]| {
+            p.windows(2)
+                .map(|w| (w[1] - w[0]).abs())
+                .fold(0.0, f32::max)
+        };
+        // The output's steepest step is the input's at full volume, never a jump on top.
+        assert!(largest_step(output.plane(0)) <= largest_step(input.plane(0)) * 1.001);
+        assert!(
+            (peak(&Block::from_planes(vec![output.plane(0)[..4800].to_vec()])) - 0.25).abs() < 1e-3
+        );
+        assert!(
+            (peak(&Block::from_planes(vec![output.plane(0)[6000..].to_vec()])) - 0.5).abs() < 1e-3
+        );
+    }
+
+    #[test]
+    fn boosting_live_engages_the_limiter_and_loses_no_frame() {
+        let input = sine(1.0, 48_000);
+        let output = run_with_change(&input, 20, |g| g.set_volume(2.0).unwrap());
+        assert_eq!(output.frames(), input.frames());
+        assert!(peak(&output) <= CEILING, "limited: {}", peak(&output));
+        let before = &output.plane(0)[..9000];
+        assert!(
+            before
+                .iter()
+                .zip(input.plane(0))
+                .all(|(o, i)| (o - i * 0.5).abs() < 1e-6)
+        );
+    }
+
+    #[test]
+    fn returning_to_unity_drains_the_limiter_in_order() {
+        let input = sine(0.25, 19_200);
+        let mut gain = Gain::try_new(2.0, 2, RATE_HZ).unwrap();
+        let mut output = Block::new(2);
+        let mut piece = Block::default();
+        for (index, start) in (0..input.frames()).step_by(960).enumerate() {
+            if index == 5 {
+                gain.set_volume(1.0).unwrap();
+            }
+            let chunk = Block::from_planes(
+                input
+                    .planes()
+                    .iter()
+                    .map(|p| p[start..start + 960].to_vec())
+                    .collect(),
+            );
+            gain.process(&chunk, &mut piece);
+            output.append(&piece);
+        }
+        assert!(
+            gain.is_unity(),
+            "the limiter left the path once back at unity"
+        );
+        gain.flush(&mut piece);
+        output.append(&piece);
+        assert_eq!(output.frames(), input.frames());
+        let tail = &output.plane(0)[10_000..];
+        assert!(
+            tail.iter()
+                .zip(&input.plane(0)[10_000..])
+                .all(|(o, i)| o == i),
+            "unity after the ramp"
+        );
+    }
+
+    #[test]
+    fn live_volume_out_of_range_is_refused() {
+        let mut gain = Gain::try_new(1.0, 2, RATE_HZ).unwrap();
+        assert!(gain.set_volume(2.5).is_err());
+        assert_eq!(gain.volume(), 1.0);
     }
 }

@@ -7,16 +7,24 @@
 mod block;
 pub mod chain;
 pub mod channels;
+pub mod eq;
+mod filters;
 pub mod gain;
 mod limiter;
+pub mod normalize;
 pub mod resample;
 mod speaker;
+pub mod tempo;
 
 pub use block::Block;
 pub use chain::{Chain, ChainSpec};
 pub use channels::{ChannelMapper, Speaker};
+pub use eq::{EqBand, EqPreset, Equalizer, UnknownPreset};
+pub use filters::{DEFAULT_TARGET_LUFS, Filters, RATIO_RANGE, TARGET_LUFS_RANGE};
 pub use gain::Gain;
+pub use normalize::Normalizer;
 pub use resample::Resampler;
+pub use tempo::Tempo;
 
 /// Most channels any processor accepts.
 pub const MAX_CHANNELS: usize = 32;

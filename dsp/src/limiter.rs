@@ -1,7 +1,10 @@
-//! The look-ahead peak limiter behind `Gain` for volumes above 1: applies a gain and
-//! keeps every sample under a ceiling without clipping. Knows nothing of how it is used.
+//! The look-ahead peak limiter behind `Gain` for volumes above 1 (and, with a true-peak
+//! detector, behind `Normalizer`): applies a gain and keeps every sample under a ceiling
+//! without clipping. Knows nothing of how it is used nor how peaks are detected beyond
+//! the `PeakDetector` it is given.
 
 use std::collections::VecDeque;
+use std::fmt::Debug;
 use std::ops::Range;
 
 use crate::Block;
@@ -23,6 +26,42 @@ const RELEASE_SECS: f64 = 0.08;
 /// A gain this close to 1 is 1: the recovery would otherwise crawl towards it forever.
 const UNITY_SNAP: f64 = 1e-6;
 
+/// How a `Limiter` measures the level of each frame.
+pub(crate) trait PeakDetector: Clone + Debug + Send {
+    /// Frames between a frame entering the detector and its level coming out.
+    fn latency(&self) -> usize;
+
+    /// For each frame of `input` in `frames` (all planes, scaled by `gain`), writes into
+    /// `peaks` the level, over the loudest channel, of the frame `latency()` frames
+    /// earlier in the stream.
+    fn detect(&mut self, input: &[Vec<f32>], frames: Range<usize>, gain: f32, peaks: &mut [f32]);
+
+    /// Forgets all history.
+    fn reset(&mut self);
+}
+
+/// The sample peak: the largest absolute sample of each frame, with no latency.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SamplePeak;
+
+impl PeakDetector for SamplePeak {
+    fn latency(&self) -> usize {
+        0
+    }
+
+    fn detect(&mut self, input: &[Vec<f32>], frames: Range<usize>, gain: f32, peaks: &mut [f32]) {
+        peaks.fill(0.0);
+        for plane in input {
+            let plane = &plane[frames.clone()];
+            for (peak, sample) in peaks.iter_mut().zip(plane) {
+                *peak = peak.max((sample * gain).abs());
+            }
+        }
+    }
+
+    fn reset(&mut self) {}
+}
+
 /// Gain, then a look-ahead brick-wall limiter linked across channels.
 ///
 /// For every input frame it computes the gain that would put the frame's loudest channel
@@ -32,15 +71,20 @@ const UNITY_SNAP: f64 = 1e-6;
 /// delay line is itself at most that requirement, so no output exceeds the ceiling, and
 /// the gain moves in ramps rather than steps. A signal whose peaks stay under the ceiling
 /// meets a gain of exactly 1.
+///
+/// The level of each frame comes from a `PeakDetector`; a detector with latency (a
+/// true-peak detector looks at the samples around a frame) lengthens the delay line by
+/// that latency, so the gain still reaches each frame before the frame leaves.
 #[derive(Debug, Clone)]
-pub(crate) struct Limiter {
+pub(crate) struct Limiter<D: PeakDetector = SamplePeak> {
     gain: f32,
-    window: usize,
+    target: f64,
+    detector: D,
     release: f64,
     hold: MinHold,
     smoothing: MovingAverage,
     recovered: f64,
-    /// One ring buffer of `window - 1` gained samples per channel.
+    /// One ring buffer of `window - 1 + latency` gained samples per channel.
     delay: Vec<Vec<f32>>,
     delay_pos: usize,
     delay_filled: usize,
@@ -50,31 +94,53 @@ pub(crate) struct Limiter {
 }
 
 impl Limiter {
-    /// A limiter applying `gain` to `channels` channels at `sample_rate_hz`.
+    /// A sample-peak limiter applying `gain` to `channels` channels at `sample_rate_hz`,
+    /// with its ceiling at `CEILING`.
     pub(crate) fn new(gain: f32, channels: usize, sample_rate_hz: u32) -> Self {
+        Self::with_detector(gain, channels, sample_rate_hz, TARGET, SamplePeak)
+    }
+}
+
+impl<D: PeakDetector> Limiter<D> {
+    /// A limiter applying `gain` to `channels` channels at `sample_rate_hz` that keeps the
+    /// level `detector` measures at or under `target` (linear).
+    pub(crate) fn with_detector(
+        gain: f32,
+        channels: usize,
+        sample_rate_hz: u32,
+        target: f64,
+        detector: D,
+    ) -> Self {
         let rate = f64::from(sample_rate_hz);
         let window = ((LOOKAHEAD_SECS * rate).round() as usize).max(2);
+        let line_len = window - 1 + detector.latency();
         Self {
             gain,
-            window,
+            target,
+            detector,
             release: 1.0 - (-1.0 / (RELEASE_SECS * rate)).exp(),
             hold: MinHold::new(window),
             smoothing: MovingAverage::new(window),
             recovered: 1.0,
-            delay: vec![vec![0.0; window - 1]; channels],
+            delay: vec![vec![0.0; line_len]; channels],
             delay_pos: 0,
             delay_filled: 0,
-            gains: vec![0.0; window - 1],
+            gains: vec![0.0; line_len],
         }
     }
 
-    /// Applies gain and limiting to `input`; the output lags by `window - 1` frames.
+    /// Length of the delay line: the limiter's latency in frames.
+    fn line_len(&self) -> usize {
+        self.gains.len()
+    }
+
+    /// Applies gain and limiting to `input`; the output lags by `line_len()` frames.
     pub(crate) fn process(&mut self, input: &Block, output: &mut Block) {
         output.reset_to(self.delay.len());
         let mut start = 0;
         while start < input.frames() {
             // A run ends where the ring buffer wraps, so it touches one contiguous range.
-            let len = (self.window - 1 - self.delay_pos).min(input.frames() - start);
+            let len = (self.line_len() - self.delay_pos).min(input.frames() - start);
             self.process_run(input.planes(), start..start + len, output);
             start += len;
         }
@@ -84,7 +150,7 @@ impl Limiter {
     pub(crate) fn flush(&mut self, output: &mut Block) {
         if self.delay_filled > 0 {
             // Pushing a full delay line of silence emits exactly the frames held in it.
-            let silence = Block::silence(self.delay.len(), self.window - 1);
+            let silence = Block::silence(self.delay.len(), self.line_len());
             self.process(&silence, output);
         } else {
             output.reset_to(self.delay.len());
@@ -94,6 +160,7 @@ impl Limiter {
 
     /// Forgets all history.
     pub(crate) fn reset(&mut self) {
+        self.detector.reset();
         self.hold.reset();
         self.smoothing.reset();
         self.recovered = 1.0;
@@ -107,7 +174,7 @@ impl Limiter {
     fn process_run(&mut self, input: &[Vec<f32>], frames: Range<usize>, output: &mut Block) {
         let len = frames.len();
         self.compute_gains(input, frames.clone());
-        let line_len = self.window - 1;
+        let line_len = self.line_len();
         let (pos, gains) = (self.delay_pos, &self.gains[..len]);
         // Frames that arrive before the delay line is full only fill it.
         let silent = (line_len - self.delay_filled).min(len);
@@ -130,13 +197,7 @@ impl Limiter {
     fn compute_gains(&mut self, input: &[Vec<f32>], frames: Range<usize>) {
         let len = frames.len();
         let peaks = &mut self.gains[..len];
-        peaks.fill(0.0);
-        for plane in input {
-            let plane = &plane[frames.clone()];
-            for i in 0..len {
-                peaks[i] = peaks[i].max((plane[i] * self.gain).abs());
-            }
-        }
+        self.detector.detect(input, frames, self.gain, peaks);
         for i in 0..len {
             let peak = f64::from(self.gains[i]);
             self.gains[i] = self.smoothed_gain(peak);
@@ -145,7 +206,11 @@ impl Limiter {
 
     /// The gain for the frame leaving the delay line, given the peak entering it.
     fn smoothed_gain(&mut self, peak: f64) -> f32 {
-        let required = if peak > TARGET { TARGET / peak } else { 1.0 };
+        let required = if peak > self.target {
+            self.target / peak
+        } else {
+            1.0
+        };
         let held = self.hold.push(required);
         let mut recovered = self.recovered + (1.0 - self.recovered) * self.release;
         if 1.0 - recovered < UNITY_SNAP {

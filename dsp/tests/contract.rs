@@ -7,7 +7,10 @@
 mod common;
 
 use common::{Stage, max_difference, run_chunked, slice, test_signal};
-use dsp::{Block, Chain, ChainSpec, ChannelMapper, Gain, Processor, Resampler, Speaker};
+use dsp::eq::{EqBand, EqPreset};
+use dsp::{
+    Block, Chain, ChainSpec, ChannelMapper, Filters, Gain, Processor, Resampler, Speaker, Tempo,
+};
 
 /// Chunk sizes every stage is fed with; 7 and 4099 are deliberately odd.
 const CHUNK_SIZES: [usize; 5] = [1, 7, 100, 1024, 4099];
@@ -123,26 +126,51 @@ fn gains() -> Vec<Case> {
 }
 
 fn chains() -> Vec<Case> {
-    let spec = |layout: usize, input_rate_hz, output_channels, volume| ChainSpec {
+    let spec = |layout: usize, input_rate_hz, output_channels, filters| ChainSpec {
         input_rate_hz,
         input_layout: Speaker::default_layout(layout),
         output_rate_hz: 48_000,
         output_channels,
+        filters,
+    };
+    let volume = |volume| Filters {
         volume,
+        ..Filters::default()
+    };
+    // Every length-preserving stage at once: downmix, resampling, EQ, loudness, limiter.
+    let full = Filters {
+        volume: 1.5,
+        eq_preset: EqPreset::BassBoost,
+        eq_bands: vec![EqBand {
+            freq_hz: 1_000.0,
+            gain_db: 6.0,
+            q: 1.0,
+        }],
+        normalize_lufs: Some(-14.0),
+        ..Filters::default()
     };
     vec![
-        Case::chain(spec(6, 44_100, 2, 1.5)),
-        Case::chain(spec(1, 22_050, 2, 0.8)),
-        Case::chain(spec(2, 96_000, 1, 2.0)),
-        Case::chain(spec(2, 48_000, 2, 1.0)),
+        Case::chain(spec(6, 44_100, 2, volume(1.5))),
+        Case::chain(spec(1, 22_050, 2, volume(0.8))),
+        Case::chain(spec(2, 96_000, 1, volume(2.0))),
+        Case::chain(spec(2, 48_000, 2, volume(1.0))),
+        Case::chain(spec(6, 44_100, 2, full)),
     ]
 }
 
 fn all_cases() -> Vec<Case> {
-    [mappers(), resamplers(), gains(), chains()]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        mappers(),
+        resamplers(),
+        gains(),
+        chains(),
+        tempos(),
+        equalizers(),
+        normalizers(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[test]
@@ -239,7 +267,7 @@ fn a_chain_with_nothing_to_do_is_a_bypass() {
             input_layout: Speaker::default_layout(layout),
             output_rate_hz: rate_hz,
             output_channels: channels,
-            volume: 1.0,
+            filters: Filters::default(),
         };
         let mut chain = Chain::try_new(&spec).unwrap();
         assert!(chain.is_bypass());
@@ -252,10 +280,103 @@ fn a_chain_with_nothing_to_do_is_a_bypass() {
         input_layout: Speaker::default_layout(2),
         output_rate_hz: 48_000,
         output_channels: 2,
-        volume: 0.5,
+        filters: Filters {
+            volume: 0.5,
+            ..Filters::default()
+        },
     })
     .unwrap();
     assert!(!not_bypass.is_bypass());
     let input = test_signal(2, 48_000, 480, 0.5);
     assert!(!std::ptr::eq(not_bypass.process(&input), &input));
+}
+
+/// Time-stretches: a speed `s` makes `round(frames / s)` frames, which the case states as
+/// an output rate of `rate / s` (every speed here divides the rate exactly).
+fn tempos() -> Vec<Case> {
+    let settings = [
+        (0.25, 2, 48_000),
+        (0.5, 2, 48_000),
+        (0.75, 2, 48_000),
+        (0.8, 2, 48_000),
+        (1.0, 2, 48_000),
+        (1.25, 2, 48_000),
+        (1.5, 2, 48_000),
+        (2.0, 2, 48_000),
+        (4.0, 2, 48_000),
+        (1.5, 1, 44_100),
+        (0.8, 1, 8_000),
+        (2.0, 3, 8_000),
+    ];
+    settings
+        .into_iter()
+        .map(|(speed, channels, rate_hz)| {
+            let output_rate_hz = (f64::from(rate_hz) / speed).round() as u32;
+            Case::processor(
+                &format!("tempo {speed} ({channels} ch, {rate_hz} Hz)"),
+                channels,
+                (rate_hz, output_rate_hz),
+                move || Tempo::try_new(speed, channels, rate_hz).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn equalizers() -> Vec<Case> {
+    use dsp::{EqBand, EqPreset, Equalizer};
+    let band = |freq_hz, gain_db, q| EqBand {
+        freq_hz,
+        gain_db,
+        q,
+    };
+    let settings: Vec<(EqPreset, Vec<EqBand>, usize, u32)> = vec![
+        (EqPreset::Flat, vec![], 2, 48_000),
+        (EqPreset::BassBoost, vec![], 2, 44_100),
+        (EqPreset::Voice, vec![], 1, 48_000),
+        (EqPreset::Treble, vec![], 2, 22_050),
+        (EqPreset::Treble, vec![], 1, 16_000),
+        (
+            EqPreset::Voice,
+            vec![band(1_000.0, 12.0, 1.0), band(3_000.0, -24.0, 10.0)],
+            2,
+            8_000,
+        ),
+        (
+            EqPreset::Flat,
+            (0..16)
+                .map(|i| band(30.0 + 1_000.0 * f64::from(i), 6.0, 0.5))
+                .collect(),
+            2,
+            48_000,
+        ),
+    ];
+    settings
+        .into_iter()
+        .map(|(preset, bands, channels, rate_hz)| {
+            Case::processor(
+                &format!(
+                    "eq {preset} + {} bands, {channels} ch at {rate_hz} Hz",
+                    bands.len()
+                ),
+                channels,
+                (rate_hz, rate_hz),
+                move || Equalizer::try_new(preset, &bands, channels, rate_hz).unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn normalizers() -> Vec<Case> {
+    use dsp::Normalizer;
+    [(-14.0, 2, 48_000), (-23.0, 1, 44_100), (-5.0, 2, 8_000)]
+        .into_iter()
+        .map(|(target, channels, rate_hz)| {
+            Case::processor(
+                &format!("normalize {target} LUFS, {channels} ch at {rate_hz} Hz"),
+                channels,
+                (rate_hz, rate_hz),
+                move || Normalizer::try_new(target, channels, rate_hz).unwrap(),
+            )
+        })
+        .collect()
 }

@@ -20,7 +20,12 @@ fuzz_target!(
         let Ok(decoder) = Decoder::try_new(source, &FormatHint::default()) else { return };
         let spec = TranscodeSpec {
             output: OutputSpec { format, channels: 1 + usize::from(selector & 4 != 0), ..OutputSpec::default() },
-            volume: if selector & 8 != 0 { 2.0 } else { 1.0 },
+            filters: dsp::Filters {
+                volume: if selector & 8 != 0 { 2.0 } else { 1.0 },
+                speed: if selector & 16 != 0 { 1.25 } else { 1.0 },
+                pitch: if selector & 32 != 0 { 0.8 } else { 1.0 },
+                ..dsp::Filters::default()
+            },
             ..TranscodeSpec::default()
         };
         if let Ok(transcode) = Transcode::try_new(decoder, &spec) {

@@ -258,9 +258,28 @@ impl Decoder {
         let decoded = self.scratch.first().map_or(0, Vec::len);
         let range = self.track.trim.apply(packet_trim_range(packet, decoded));
         for (plane, decoded) in block.planes_mut().iter_mut().zip(&self.scratch) {
-            plane.extend_from_slice(&decoded[range.clone()]);
+            plane.extend(
+                decoded[range.clone()]
+                    .iter()
+                    .map(|&sample| sanitize(sample)),
+            );
         }
         Ok(())
+    }
+}
+
+/// Largest sample magnitude passed on: float sources may hold anything, and the DSP
+/// stages expect finite audio (a NaN would poison every filter state and FFT after it).
+const MAX_SAMPLE_MAGNITUDE: f32 = 16.0;
+
+/// A decoded sample made safe for processing: non-finite values become silence and
+/// absurd magnitudes are clamped.
+#[inline]
+fn sanitize(sample: f32) -> f32 {
+    if sample.is_finite() {
+        sample.clamp(-MAX_SAMPLE_MAGNITUDE, MAX_SAMPLE_MAGNITUDE)
+    } else {
+        0.0
     }
 }
 
