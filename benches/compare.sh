@@ -8,6 +8,14 @@
 # with `cargo build --release`), INPUT (default bench-data/music.mp3), JOBS (default
 # "pcm opus aac aac44"), FFMPEG (default ffmpeg).
 #
+# Filter jobs (not in the default JOBS; run them with
+# `JOBS="opus opus_fx opus_fx_norm" bash benches/compare.sh 7`):
+#   opus_fx       the Opus job with --speed 1.25 --eq bass_boost --volume 1.5, against
+#                 ffmpeg -af atempo=1.25,bass=g=6,volume=1.5 (target ours <= 0.6x);
+#   opus_fx_norm  the same plus --normalize (-14 LUFS), against loudnorm=I=-14:TP=-1
+#                 appended to ffmpeg's filters (informational: ffmpeg's one-pass
+#                 loudnorm upsamples to 192 kHz internally).
+#
 # Each run is measured with /usr/bin/time -f '%U %S %M': user + sys CPU seconds and peak
 # RSS. Runs are interleaved (ours, ffmpeg, ours, ffmpeg, ...) so load drifts hit both
 # sides; one untimed run of each side comes first. Both sides write a file in the same
@@ -48,6 +56,17 @@ job_commands() {
         ours=("$bin" transcode "$input" -o "$o.opus" --format opus --channels 2 --bitrate 128)
         theirs=("${ff[@]}" -c:a libopus -b:a 128k -vbr constrained -compression_level 10 \
             -ar 48000 -ac 2 "$f.opus") ;;
+    opus_fx)
+        ours=("$bin" transcode "$input" -o "$o.opus" --format opus --channels 2 --bitrate 128 \
+            --speed 1.25 --eq bass_boost --volume 1.5)
+        theirs=("${ff[@]}" -af atempo=1.25,bass=g=6,volume=1.5 -c:a libopus -b:a 128k \
+            -vbr constrained -compression_level 10 -ar 48000 -ac 2 "$f.opus") ;;
+    opus_fx_norm)
+        ours=("$bin" transcode "$input" -o "$o.opus" --format opus --channels 2 --bitrate 128 \
+            --speed 1.25 --eq bass_boost --volume 1.5 --normalize)
+        theirs=("${ff[@]}" -af atempo=1.25,bass=g=6,volume=1.5,loudnorm=I=-14:TP=-1 \
+            -c:a libopus -b:a 128k -vbr constrained -compression_level 10 -ar 48000 -ac 2 \
+            "$f.opus") ;;
     aac)
         ours=("$bin" transcode "$input" -o "$o.aac" --format aac --sample-rate 48000 --channels 2 --bitrate 128)
         theirs=("${ff[@]}" -c:a aac -b:a 128k -ar 48000 -ac 2 "$f.aac") ;;
@@ -105,6 +124,8 @@ labels = {
     "opus": ("Ogg Opus 128k (constrained VBR, complexity 10)", "libopus", 0.85),
     "aac": ("AAC-LC 128k 48 kHz (fdk-aac vs ffmpeg aac)", "-c:a aac", 0.35),
     "aac44": ("AAC-LC 128k 44.1 kHz, no resampling (extra)", "-c:a aac", None),
+    "opus_fx": ("Ogg Opus 128k + speed 1.25, bass_boost, volume 1.5", "atempo,bass,volume", 0.6),
+    "opus_fx_norm": ("Ogg Opus 128k + the same + normalize -14 (vs loudnorm; informational)", "loudnorm", None),
 }
 print("| Job | ours CPU s (median) | ffmpeg CPU s (median) | paired ratio ours/ffmpeg: median (min-max) | ours peak RSS MiB | ffmpeg peak RSS MiB | target | met |")
 print("|---|---:|---:|---:|---:|---:|---:|:---:|")

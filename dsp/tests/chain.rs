@@ -1,6 +1,7 @@
 //! The chain as a whole: which stages it builds, the bypass, the flushed tail, and live
 //! filter changes that insert or retune stages without dropping or repeating a frame.
 
+#![allow(clippy::unwrap_used)]
 use dsp::eq::EqPreset;
 use dsp::{Block, Chain, ChainSpec, Filters, Speaker};
 

@@ -325,33 +325,6 @@ fn split(block: &Block, at: usize) -> (Block, Block) {
 }
 
 #[test]
-#[ignore = "timing; run with --ignored --nocapture in release"]
-fn cpu_cost() {
-    let bands: Vec<EqBand> = (0..16)
-        .map(|i| EqBand {
-            freq_hz: 40.0 * 1.45f64.powi(i),
-            gain_db: 3.0,
-            q: 1.0,
-        })
-        .collect();
-    let input = sine(440.0, 0.5, 1_024, 2);
-    for (name, preset, bands) in [
-        ("voice", EqPreset::Voice, &[][..]),
-        ("voice + 16 bands", EqPreset::Voice, &bands[..]),
-    ] {
-        let mut eq = Equalizer::try_new(preset, bands, 2, RATE_HZ).unwrap();
-        let mut out = Block::default();
-        let blocks = 60 * RATE_HZ as usize / 1_024;
-        let start = std::time::Instant::now();
-        for _ in 0..blocks {
-            eq.process(&input, &mut out);
-        }
-        let secs = start.elapsed().as_secs_f64();
-        println!("eq {name}: {:.0}x real time (stereo 48 kHz)", 60.0 / secs);
-    }
-}
-
-#[test]
 fn a_crossfade_does_not_depend_on_chunking() {
     let input = sine(200.0, 0.5, 9_000, 2);
     let (head, tail) = split(&input, 1_000);

@@ -259,18 +259,6 @@ fn bad_targets_are_refused() {
     assert!(Normalizer::try_new(-14.0, 2, 1_000).is_err());
 }
 
-#[test]
-#[ignore = "timing; run with --ignored --nocapture in release"]
-fn cpu_cost() {
-    let input = at_loudness(&music(60.0), -20.0);
-    let mut normalizer = Normalizer::try_new(-14.0, 2, RATE_HZ).unwrap();
-    let start = std::time::Instant::now();
-    let output = run(&mut normalizer, &input, 1_024);
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(output.frames(), input.frames());
-    println!("normalizer: {:.0}x real time (stereo 48 kHz)", 60.0 / secs);
-}
-
 /// True peak (dBTP) of `block` at `rate_hz`, as `ebur128` measures it.
 fn true_peak_at(block: &Block, rate_hz: u32) -> f64 {
     let channels = block.channels() as u32;
