@@ -4,8 +4,8 @@
 
 use std::ops::RangeInclusive;
 
-use crate::ConfigError;
 use crate::eq::{EqBand, EqPreset};
+use crate::{ConfigError, check_range};
 
 /// Accepted range of `speed`, `pitch` and `rate`.
 pub const RATIO_RANGE: RangeInclusive<f64> = 0.5..=2.0;
@@ -80,22 +80,6 @@ impl Filters {
     pub fn tempo_factor(&self) -> f64 {
         self.speed * self.rate
     }
-}
-
-fn check_range(
-    name: &'static str,
-    value: f64,
-    range: &RangeInclusive<f64>,
-) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        return Ok(());
-    }
-    Err(ConfigError::OutOfRange {
-        name,
-        value,
-        min: *range.start(),
-        max: *range.end(),
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! samples past full scale. Knows nothing of the rest of the chain.
 
 use crate::limiter::Limiter;
-use crate::{Block, ConfigError, Processor, check_channels, check_rate};
+use crate::{Block, ConfigError, Processor, check_channels, check_range, check_rate};
 
 pub use crate::limiter::CEILING;
 
@@ -134,15 +134,8 @@ impl Gain {
 }
 
 fn check_volume(volume: f32) -> Result<(), ConfigError> {
-    if (MIN_VOLUME..=MAX_VOLUME).contains(&volume) {
-        return Ok(());
-    }
-    Err(ConfigError::OutOfRange {
-        name: "volume",
-        value: f64::from(volume),
-        min: f64::from(MIN_VOLUME),
-        max: f64::from(MAX_VOLUME),
-    })
+    let range = f64::from(MIN_VOLUME)..=f64::from(MAX_VOLUME);
+    check_range("volume", f64::from(volume), &range)
 }
 
 impl Processor for Gain {

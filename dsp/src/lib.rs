@@ -35,6 +35,23 @@ pub const MIN_RATE_HZ: u32 = 8_000;
 /// Highest sample rate any processor accepts.
 pub const MAX_RATE_HZ: u32 = 384_000;
 
+/// Checks that `value` lies within `range`; the error names the setting.
+pub(crate) fn check_range(
+    name: &'static str,
+    value: f64,
+    range: &std::ops::RangeInclusive<f64>,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::OutOfRange {
+        name,
+        value,
+        min: *range.start(),
+        max: *range.end(),
+    })
+}
+
 /// Checks that `rate_hz` lies within `MIN_RATE_HZ..=MAX_RATE_HZ`.
 pub(crate) fn check_rate(rate_hz: u32) -> Result<(), ConfigError> {
     if (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&rate_hz) {

@@ -3,7 +3,7 @@
 
 use std::ops::RangeInclusive;
 
-use crate::ConfigError;
+use crate::{ConfigError, check_range};
 
 /// Most extra bands a stream may have.
 pub const MAX_BANDS: usize = 16;
@@ -54,9 +54,9 @@ pub fn validate_bands(bands: &[EqBand]) -> Result<(), ConfigError> {
         });
     }
     for (band, [freq, gain, q]) in bands.iter().zip(FIELD_NAMES) {
-        check(freq, band.freq_hz, &FREQ_RANGE_HZ)?;
-        check(gain, band.gain_db, &GAIN_RANGE_DB)?;
-        check(q, band.q, &Q_RANGE)?;
+        check_range(freq, band.freq_hz, &FREQ_RANGE_HZ)?;
+        check_range(gain, band.gain_db, &GAIN_RANGE_DB)?;
+        check_range(q, band.q, &Q_RANGE)?;
     }
     Ok(())
 }
@@ -77,19 +77,6 @@ pub fn validate_bands_at(bands: &[EqBand], sample_rate_hz: u32) -> Result<(), Co
         }
     }
     Ok(())
-}
-
-fn check(name: &'static str, value: f64, range: &RangeInclusive<f64>) -> Result<(), ConfigError> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(ConfigError::OutOfRange {
-            name,
-            value,
-            min: *range.start(),
-            max: *range.end(),
-        })
-    }
 }
 
 #[cfg(test)]
