@@ -71,7 +71,7 @@ pub struct TranscodeArgs {
     #[arg(long = "eq-band")]
     pub eq_bands: Vec<String>,
     /// Normalise loudness to LUFS (-70..=-5); without a value, -14.
-    #[arg(long, num_args = 0..=1, default_missing_value = "-14", allow_hyphen_values = true)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "-14")]
     pub normalize: Option<f64>,
     /// Start this many seconds into the source.
     #[arg(long, default_value_t = 0.0)]

@@ -212,3 +212,20 @@ fn quiet_drums_are_normalized_under_the_true_peak_ceiling() {
         "test input: the gain alone peaks at {unlimited_peak:.1} dBTP, expected over 0 dBTP"
     );
 }
+
+/// `--normalize` without a value must not take the next option as its target: the
+/// flag-only form followed by `--duration` normalises (to -14 LUFS) and cuts exactly.
+#[test]
+fn normalize_without_a_value_leaves_the_next_option_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tone.wav");
+    sine_wav(&input, 440.0, -30.0, 3.0);
+    let args = ["--normalize", "--duration", "2"];
+    let out = transcode(&input, &dir.path().join("out.pcm"), Format::Pcm, &args);
+    assert_eq!(
+        out.frames(),
+        2 * RATE as usize,
+        "{}",
+        label(&input, Format::Pcm, &args)
+    );
+}

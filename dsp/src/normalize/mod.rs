@@ -81,7 +81,7 @@ impl Normalizer {
         let rider = GainRider::try_new(target_lufs, channels, sample_rate_hz)?;
         let hop = rider.hop_frames();
         let ceiling = 10f64.powf((TRUE_PEAK_CEILING_DBTP - TRUE_PEAK_MARGIN_DB) / 20.0);
-        let detector = TruePeak::new(channels);
+        let detector = TruePeak::new(channels, ceiling as f32);
         Ok(Self {
             channels,
             rider,

@@ -26,6 +26,9 @@ const KAISER_BETA: f64 = 5.0;
 /// Polyphase coefficients: `[tap][phase]`, tap 0 on the newest sample.
 type Bank<const N: usize> = [[f32; FACTOR]; N];
 
+/// Frames judged together by the quiet-stretch bound.
+const GROUP: usize = 32;
+
 /// Where the short filter's taps start in the history, so that both filters are centred
 /// on the same sample.
 const SHORT_OFFSET: usize = (TAPS - SHORT_TAPS) / 2;
@@ -37,25 +40,69 @@ const SHORT_OFFSET: usize = (TAPS - SHORT_TAPS) / 2;
 /// Phase `p` of the interpolator, fed up to frame `n`, estimates the signal at
 /// `n - L + p/4` (`L = LATENCY`); so the four phases cover the interval from frame `n - L`
 /// to `n - L + 1`, and the level of frame `n - L` is known once frame `n` has entered.
+///
+/// Only levels above `quiet_below` matter to the limiter (anything at or below it gets a
+/// gain of 1), so a run of frames whose largest sample times the filters' largest gain
+/// stays under it is given that bound instead of being interpolated: the limiter's
+/// output is the same, and quiet and moderate passages cost a fraction of the work.
 #[derive(Debug, Clone)]
 pub(crate) struct TruePeak {
     /// The long filter and the `ebur128`-like one, boxed to keep the detector small.
     banks: Box<(Bank<TAPS>, Bank<SHORT_TAPS>)>,
-    /// Per channel, the last `TAPS` samples, newest first.
-    history: Vec<[f32; TAPS]>,
+    /// The largest sum of absolute coefficients of any phase of either filter: no
+    /// interpolated value exceeds the window's largest sample times this.
+    max_filter_gain: f32,
+    quiet_below: f32,
+    /// Per channel, the last `TAPS - 1` samples (oldest first), then the current run.
+    lines: Vec<Vec<f32>>,
     /// The interval peak of the previous frame (the interval before the current frame).
     previous: f32,
 }
 
 impl TruePeak {
-    /// A detector for `channels` channels.
-    pub(crate) fn new(channels: usize) -> Self {
+    /// A detector for `channels` channels feeding a limiter that acts on levels above
+    /// `quiet_below`.
+    pub(crate) fn new(channels: usize, quiet_below: f32) -> Self {
+        let banks = Box::new((kaiser_bank(), hann_bank()));
+        let max_filter_gain = filter_gain(&banks.0).max(filter_gain(&banks.1));
         Self {
-            banks: Box::new((kaiser_bank(), hann_bank())),
-            history: vec![[0.0; TAPS]; channels],
+            banks,
+            max_filter_gain,
+            quiet_below,
+            lines: vec![vec![0.0; TAPS - 1]; channels],
             previous: 0.0,
         }
     }
+
+    /// Interval peaks of one channel's run, folded into `peaks` (max across channels).
+    fn detect_channel(&self, line: &[f32], peaks: &mut [f32]) {
+        let (long, short) = &*self.banks;
+        for (group, group_peaks) in peaks.chunks_mut(GROUP).enumerate() {
+            let first = group * GROUP;
+            let reach = &line[first..first + group_peaks.len() + TAPS - 1];
+            let bound = reach.iter().fold(0.0f32, |m, x| m.max(x.abs())) * self.max_filter_gain;
+            if bound < self.quiet_below {
+                group_peaks
+                    .iter_mut()
+                    .for_each(|peak| *peak = peak.max(bound));
+                continue;
+            }
+            for (offset, peak) in group_peaks.iter_mut().enumerate() {
+                let window = &line[first + offset..first + offset + TAPS];
+                let short_window = &window[TAPS - SHORT_OFFSET - SHORT_TAPS..TAPS - SHORT_OFFSET];
+                let level =
+                    interpolated_peak(long, window).max(interpolated_peak(short, short_window));
+                *peak = peak.max(level);
+            }
+        }
+    }
+}
+
+/// The largest sum of absolute coefficients over the phases of `bank`.
+fn filter_gain<const N: usize>(bank: &Bank<N>) -> f32 {
+    (0..FACTOR)
+        .map(|phase| bank.iter().map(|taps| taps[phase].abs()).sum::<f32>())
+        .fold(0.0, f32::max)
 }
 
 /// The filter `ebur128` uses: a Hann-windowed `sinc(m / 4)` over `4 x SHORT_TAPS` taps.
@@ -107,11 +154,12 @@ fn bessel_i0(x: f64) -> f64 {
     sum
 }
 
-/// The largest absolute value of the four phases of `bank` over `history`.
+/// The largest absolute value of the four phases of `bank` over `window` (oldest sample
+/// first, so tap 0 meets its last sample).
 #[inline]
-fn interpolated_peak<const N: usize>(bank: &Bank<N>, history: &[f32]) -> f32 {
+fn interpolated_peak<const N: usize>(bank: &Bank<N>, window: &[f32]) -> f32 {
     let mut phases = [0.0f32; FACTOR];
-    for (taps, &x) in bank.iter().zip(history) {
+    for (taps, &x) in bank.iter().zip(window.iter().rev()) {
         for (phase, tap) in phases.iter_mut().zip(taps) {
             *phase += tap * x;
         }
@@ -126,17 +174,13 @@ impl PeakDetector for TruePeak {
 
     fn detect(&mut self, input: &[Vec<f32>], frames: Range<usize>, gain: f32, peaks: &mut [f32]) {
         peaks.fill(0.0);
-        for (history, plane) in self.history.iter_mut().zip(input) {
-            for (peak, &sample) in peaks.iter_mut().zip(&plane[frames.clone()]) {
-                history.copy_within(..TAPS - 1, 1);
-                history[0] = sample * gain;
-                let (long, short) = &*self.banks;
-                let short_history = &history[SHORT_OFFSET..SHORT_OFFSET + SHORT_TAPS];
-                let level =
-                    interpolated_peak(long, history).max(interpolated_peak(short, short_history));
-                *peak = peak.max(level);
-            }
+        let mut lines = std::mem::take(&mut self.lines);
+        for (line, plane) in lines.iter_mut().zip(input) {
+            line.extend(plane[frames.clone()].iter().map(|&sample| sample * gain));
+            self.detect_channel(line, peaks);
+            line.drain(..line.len() - (TAPS - 1));
         }
+        self.lines = lines;
         // Each frame's level covers the interval before it as well as the one after.
         for peak in peaks.iter_mut() {
             let interval = *peak;
@@ -146,7 +190,10 @@ impl PeakDetector for TruePeak {
     }
 
     fn reset(&mut self) {
-        self.history.iter_mut().for_each(|h| h.fill(0.0));
+        for line in &mut self.lines {
+            line.clear();
+            line.resize(TAPS - 1, 0.0);
+        }
         self.previous = 0.0;
     }
 }
@@ -182,7 +229,7 @@ mod tests {
                 (std::f64::consts::FRAC_PI_2 * i as f64 + std::f64::consts::FRAC_PI_4).sin() as f32
             })
             .collect();
-        let mut detector = TruePeak::new(1);
+        let mut detector = TruePeak::new(1, 0.5);
         let mut peaks = vec![0.0; 64];
         detector.detect(&[plane], 0..64, 1.0, &mut peaks);
         let settled = peaks[20..].iter().fold(0.0f32, |m, &p| m.max(p));
