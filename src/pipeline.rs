@@ -3,7 +3,7 @@
 //! Runs on the calling (blocking) thread and pushes each encoded chunk to a sink as soon
 //! as it exists; stops early when the sink is gone. Knows nothing of HTTP or terminals.
 
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, Sender};
 
 use bytes::Bytes;
 use dsp::{Block, Chain, ChainSpec, Filters};
@@ -94,7 +94,17 @@ pub struct Transcode {
     output: Output,
     frames_to_skip: u64,
     source_frames: u64,
-    filter_updates: Option<Receiver<Filters>>,
+    filter_updates: Option<Receiver<FilterUpdate>>,
+}
+
+/// A filter change for a running transcode, and where to say whether it was taken.
+#[derive(Debug)]
+pub struct FilterUpdate {
+    /// The complete new filter set.
+    pub filters: Filters,
+    /// Receives `Ok` once the change is in force, or why it was refused (the stream then
+    /// goes on unchanged). A dropped receiver is fine.
+    pub reply: Sender<Result<(), dsp::ConfigError>>,
 }
 
 impl Transcode {
@@ -132,21 +142,21 @@ impl Transcode {
         })
     }
 
-    /// Lets the filters change while running: each complete filter set received on
-    /// `updates` applies from the next block (about 20-30 ms of audio later).
-    pub fn with_filter_updates(mut self, updates: Receiver<Filters>) -> Self {
+    /// Lets the filters change while running: each update received on `updates` is
+    /// checked and applied before the next decoded block (one codec packet, 20-100 ms of
+    /// source audio, later; a normaliser's look-ahead delays what is heard by 3 s more).
+    pub fn with_filter_updates(mut self, updates: Receiver<FilterUpdate>) -> Self {
         self.filter_updates = Some(updates);
         self
     }
 
-    /// Applies the newest filter set waiting on the update channel, if any.
-    fn apply_filter_updates(&mut self) -> Result<(), PipelineError> {
+    /// Applies the filter updates waiting on the channel, in order, answering each.
+    fn apply_filter_updates(&mut self) {
         let Some(updates) = &self.filter_updates else {
-            return Ok(());
+            return;
         };
-        match updates.try_iter().last() {
-            Some(filters) => self.chain.update(&filters).map_err(PipelineError::Filter),
-            None => Ok(()),
+        for update in updates.try_iter() {
+            let _ = update.reply.send(self.chain.update(&update.filters));
         }
     }
 
@@ -168,7 +178,7 @@ impl Transcode {
             self.source_frames += block.frames() as u64;
             on_progress(self.source_frames);
             self.skip_to_start(&mut block);
-            self.apply_filter_updates()?;
+            self.apply_filter_updates();
             limit_reached = self.output.write(self.chain.process(&block), &mut sink)?;
         }
         if !limit_reached {

@@ -1,6 +1,8 @@
 //! The pipeline through its library API: early stop when the sink goes away, exact
 //! start/duration trimming, start past the end, and Opus bitrate on music-like audio.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::fs::File;
@@ -12,7 +14,9 @@ use common::fixture_path;
 use common::signal::{dominant_frequency_hz, middle};
 use rust_transcoder::decode::{Decoder, FormatHint};
 use rust_transcoder::encode::{OutputFormat, OutputSpec};
-use rust_transcoder::pipeline::{PipelineError, SinkClosed, Transcode, TranscodeSpec};
+use rust_transcoder::pipeline::{
+    FilterUpdate, PipelineError, SinkClosed, Transcode, TranscodeSpec,
+};
 
 fn open(path: &Path) -> Decoder {
     let file = File::open(path).expect("open fixture");
@@ -208,14 +212,16 @@ fn source_info_names_every_fixture_format() {
     );
 }
 
-#[test]
-fn a_filter_update_mid_stream_changes_the_rest_of_the_stream_smoothly() {
+/// Runs flac_s16.flac to 44.1 kHz PCM, sending `filters` once 22 050 frames are decoded;
+/// returns the left channel and the answer to the update.
+fn run_with_update(filters: dsp::Filters) -> (Vec<f32>, Result<(), dsp::ConfigError>) {
     let (updates, receiver) = std::sync::mpsc::channel();
+    let (reply, answer) = std::sync::mpsc::channel();
     let transcode = Transcode::try_new(open(&fixture_path("flac_s16.flac")), &pcm_spec(44_100))
         .unwrap()
         .with_filter_updates(receiver);
     let mut out = Vec::new();
-    let mut sent = false;
+    let mut update = Some(FilterUpdate { filters, reply });
     transcode
         .run(
             |chunk| {
@@ -223,22 +229,28 @@ fn a_filter_update_mid_stream_changes_the_rest_of_the_stream_smoothly() {
                 Ok(())
             },
             |frames| {
-                if frames >= 22_050 && !sent {
-                    let quieter = dsp::Filters {
-                        volume: 0.5,
-                        ..dsp::Filters::default()
-                    };
-                    updates.send(quieter).unwrap();
-                    sent = true;
+                if frames >= 22_050 {
+                    if let Some(update) = update.take() {
+                        updates.send(update).unwrap();
+                    }
                 }
             },
         )
         .unwrap();
-    let left = s16_left_channel(&out);
+    (s16_left_channel(&out), answer.recv().unwrap())
+}
+
+#[test]
+fn a_filter_update_mid_stream_changes_the_rest_of_the_stream_smoothly() {
+    let (left, answer) = run_with_update(dsp::Filters {
+        volume: 0.5,
+        ..dsp::Filters::default()
+    });
+    assert!(answer.is_ok(), "{answer:?}");
     assert_eq!(left.len(), 66_150, "1.5 s, no frame lost or repeated");
     let level = |range: std::ops::Range<usize>| common::signal::rms_dbfs(&left[range]);
-    // The update is sent once 22 050 frames are decoded and applies from the block that
-    // holds them (FLAC blocks of 4608 frames: from frame 18 432 on).
+    // The update applies from the block holding frame 22 050 (FLAC blocks of 4608
+    // frames: from frame 18 432 on).
     let change_db = level(30_000..60_000) - level(2_000..16_000);
     assert!(
         (change_db + 6.02).abs() < 0.1,
@@ -252,5 +264,26 @@ fn a_filter_update_mid_stream_changes_the_rest_of_the_stream_smoothly() {
     assert!(
         steepest <= sine_step,
         "a jump of {steepest} (a 440 Hz sine moves at most {sine_step})"
+    );
+}
+
+#[test]
+fn a_refused_update_is_answered_and_the_stream_goes_on_unchanged() {
+    let (left, answer) = run_with_update(dsp::Filters {
+        speed: 5.0,
+        volume: 0.5,
+        ..dsp::Filters::default()
+    });
+    assert!(answer.is_err(), "speed 5 must be refused");
+    assert_eq!(
+        left.len(),
+        66_150,
+        "the stream ran to its end at its old settings"
+    );
+    let level = |range: std::ops::Range<usize>| common::signal::rms_dbfs(&left[range]);
+    let change_db = level(30_000..60_000) - level(2_000..16_000);
+    assert!(
+        change_db.abs() < 0.1,
+        "nothing of the refused update applied: {change_db:.2} dB"
     );
 }

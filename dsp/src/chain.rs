@@ -2,7 +2,7 @@
 //! and live filter changes while running. Knows the order of the stages and how settings
 //! map to them, not how any of them works.
 
-use crate::eq::Equalizer;
+use crate::eq::{EqPreset, Equalizer};
 use crate::normalize::Normalizer;
 use crate::tempo::Tempo;
 use crate::{
@@ -46,6 +46,38 @@ impl Stage {
         }
     }
 
+    fn as_tempo(&mut self) -> Option<&mut Tempo> {
+        if let Self::Tempo(stage) = self {
+            Some(stage)
+        } else {
+            None
+        }
+    }
+
+    fn as_eq(&mut self) -> Option<&mut Equalizer> {
+        if let Self::Eq(stage) = self {
+            Some(stage)
+        } else {
+            None
+        }
+    }
+
+    fn as_normalizer(&mut self) -> Option<&mut Normalizer> {
+        if let Self::Normalize(stage) = self {
+            Some(stage)
+        } else {
+            None
+        }
+    }
+
+    fn as_gain(&mut self) -> Option<&mut Gain> {
+        if let Self::Gain(stage) = self {
+            Some(stage)
+        } else {
+            None
+        }
+    }
+
     /// Position in the processing order.
     fn rank(&self) -> u8 {
         match self {
@@ -66,8 +98,9 @@ impl Stage {
 /// bypass: `process` hands back its input without touching it. Between stages the audio
 /// ping-pongs between two scratch blocks that keep their capacity, so a running chain
 /// does not allocate. `update` changes filters while running: gain and EQ ramp, tempo
-/// changes at the block boundary, and a stage that becomes needed is inserted in place;
-/// none of these drops or repeats a frame.
+/// changes at the block boundary, a stage that becomes needed is inserted in place, and
+/// a new varispeed swaps the resampler after flushing the old one; none of these drops
+/// or repeats a frame.
 pub struct Chain {
     stages: Vec<Stage>,
     filters: Filters,
@@ -77,8 +110,8 @@ pub struct Chain {
     scratch: [Block; 2],
     drained: Block,
     tail: Block,
-    /// Frames a replaced stage released, still to pass the stages after `index`.
-    carry: Option<(usize, Block)>,
+    /// Finished output frames released by a live change, emitted before the next block.
+    pending: Block,
 }
 
 impl Chain {
@@ -98,7 +131,7 @@ impl Chain {
             scratch: [Block::new(channels), Block::new(channels)],
             drained: Block::new(channels),
             tail: Block::new(channels),
-            carry: None,
+            pending: Block::new(channels),
         };
         if !mapper.is_identity() {
             chain.stages.push(Stage::Mapper(mapper));
@@ -109,13 +142,14 @@ impl Chain {
         }
         // The resampler above already carries the varispeed.
         (chain.filters.rate, chain.filters.pitch) = (spec.filters.rate, spec.filters.pitch);
+        chain.check(&spec.filters)?;
         chain.apply(&spec.filters, true)?;
         Ok(chain)
     }
 
     /// True when the chain has nothing to do and `process` returns its input.
     pub fn is_bypass(&self) -> bool {
-        self.stages.is_empty() && self.carry.is_none()
+        self.stages.is_empty() && self.pending.is_empty()
     }
 
     /// Number of stages built (0 for a bypass).
@@ -138,42 +172,49 @@ impl Chain {
         &self.filters
     }
 
-    /// Changes the filters of a running chain; the change applies from the next block.
-    pub fn update(&mut self, filters: &Filters) -> Result<(), ConfigError> {
+    /// Checks that this chain can take `filters`: every range, the EQ bands against the
+    /// processing rate, the resampling the varispeed needs, and no switching
+    /// normalisation off while running (its look-ahead holds audio at the old gain).
+    pub fn check(&self, filters: &Filters) -> Result<(), ConfigError> {
         filters.validate()?;
+        crate::eq::validate_bands_at(&filters.eq_bands, self.output_rate_hz)?;
+        self.resampler_for(filters.varispeed())?;
+        if self.filters.normalize_lufs.is_some() && filters.normalize_lufs.is_none() {
+            return Err(ConfigError::NotLive("normalize (switching it off)"));
+        }
+        Ok(())
+    }
+
+    /// Changes the filters of a running chain from the next block on. Nothing changes
+    /// unless the whole set is accepted (see `check`).
+    pub fn update(&mut self, filters: &Filters) -> Result<(), ConfigError> {
+        self.check(filters)?;
         self.apply(filters, false)
     }
 
     /// Runs `input` through every stage and returns the frames that are ready, which may
     /// be fewer or more than went in. A bypass returns `input` itself.
     pub fn process<'a>(&'a mut self, input: &'a Block) -> &'a Block {
-        let Some((index, carried)) = self.carry.take() else {
-            return match run_stages(&mut self.stages, input, &mut self.scratch) {
-                Some(index) => &self.scratch[index],
-                None => input,
-            };
-        };
-        self.tail.reset_to(self.output_channels);
-        self.pass_later_stages(index, &carried);
-        let result = match run_stages(&mut self.stages, input, &mut self.scratch) {
-            Some(index) => &self.scratch[index],
-            None => input,
-        };
-        self.tail.append(result);
+        let result = run_stages(&mut self.stages, input, &mut self.scratch);
+        if self.pending.is_empty() {
+            return output_of(result, &self.scratch, input);
+        }
+        std::mem::swap(&mut self.tail, &mut self.pending);
+        self.pending.reset_to(self.output_channels);
+        self.tail.append(output_of(result, &self.scratch, input));
         &self.tail
     }
 
     /// Ends the stream: flushes each stage in order, passing what it releases through the
     /// stages after it, and returns everything that was still held inside.
     pub fn flush(&mut self) -> &Block {
-        self.tail.reset_to(self.output_channels);
-        if let Some((index, carried)) = self.carry.take() {
-            self.pass_later_stages(index, &carried);
-        }
+        std::mem::swap(&mut self.tail, &mut self.pending);
+        self.pending.reset_to(self.output_channels);
         for index in 0..self.stages.len() {
             let mut drained = std::mem::take(&mut self.drained);
             self.stages[index].processor().flush(&mut drained);
-            self.pass_later_stages(index, &drained);
+            let result = run_stages(&mut self.stages[index + 1..], &drained, &mut self.scratch);
+            self.tail.append(output_of(result, &self.scratch, &drained));
             self.drained = drained;
         }
         &self.tail
@@ -181,24 +222,15 @@ impl Chain {
 
     /// Forgets all history, as if the chain had just been built.
     pub fn reset(&mut self) {
-        self.carry = None;
+        self.pending.clear();
         self.stages
             .iter_mut()
             .for_each(|stage| stage.processor().reset());
     }
 
-    /// Runs `block` through the stages after `index` and appends the result to `tail`.
-    fn pass_later_stages(&mut self, index: usize, block: &Block) {
-        let released = match run_stages(&mut self.stages[index + 1..], block, &mut self.scratch) {
-            Some(result) => &self.scratch[result],
-            None => block,
-        };
-        self.tail.append(released);
-    }
-
-    /// Brings every filter stage to `filters`: builds what is newly needed (at its place
-    /// in the order) and retunes what exists. `fresh` builds at the target directly; a
-    /// live change starts new stages at their neutral setting and ramps from there.
+    /// Brings every filter stage to `filters` (already checked): builds what is newly
+    /// needed at its place in the order and retunes what exists. `fresh` builds at the
+    /// target directly; a live change starts new stages neutral and ramps from there.
     fn apply(&mut self, filters: &Filters, fresh: bool) -> Result<(), ConfigError> {
         if filters.varispeed() != self.filters.varispeed() {
             self.replace_resampler(filters.varispeed())?;
@@ -211,82 +243,89 @@ impl Chain {
         Ok(())
     }
 
+    /// Retunes the time-stretch, inserting it when it becomes needed.
     fn apply_tempo(&mut self, stretch: f64) -> Result<(), ConfigError> {
-        match self.find(2) {
-            Some(Stage::Tempo(tempo)) => tempo.set_speed(stretch),
-            _ if stretch == 1.0 => Ok(()),
-            _ => {
-                let tempo = Tempo::try_new(stretch, self.output_channels, self.output_rate_hz)?;
-                self.insert(Stage::Tempo(tempo));
-                Ok(())
-            }
+        if let Some(tempo) = self.stages.iter_mut().find_map(Stage::as_tempo) {
+            return tempo.set_speed(stretch);
         }
+        if stretch != 1.0 {
+            let tempo = Tempo::try_new(stretch, self.output_channels, self.output_rate_hz)?;
+            self.insert(Stage::Tempo(tempo));
+        }
+        Ok(())
     }
 
+    /// Retunes the equaliser (it crossfades), inserting it when it becomes needed; a live
+    /// insertion starts flat and crossfades in.
     fn apply_eq(&mut self, filters: &Filters, fresh: bool) -> Result<(), ConfigError> {
         let (preset, bands) = (filters.eq_preset, filters.eq_bands.as_slice());
-        match self.find(3) {
-            Some(Stage::Eq(eq)) => eq.set(preset, bands),
-            _ => {
-                let (channels, rate) = (self.output_channels, self.output_rate_hz);
-                let mut eq = Equalizer::try_new(preset, bands, channels, rate)?;
-                if eq.is_bypass() {
-                    return Ok(());
-                }
-                if !fresh {
-                    eq = Equalizer::try_new(crate::eq::EqPreset::Flat, &[], channels, rate)?;
-                    eq.set(preset, bands)?;
-                }
-                self.insert(Stage::Eq(eq));
-                Ok(())
-            }
+        if let Some(eq) = self.stages.iter_mut().find_map(Stage::as_eq) {
+            return eq.set(preset, bands);
         }
+        if preset == EqPreset::Flat && bands.is_empty() {
+            return Ok(());
+        }
+        let (channels, rate) = (self.output_channels, self.output_rate_hz);
+        let eq = if fresh {
+            Equalizer::try_new(preset, bands, channels, rate)?
+        } else {
+            let mut eq = Equalizer::try_new(EqPreset::Flat, &[], channels, rate)?;
+            eq.set(preset, bands)?;
+            eq
+        };
+        self.insert(Stage::Eq(eq));
+        Ok(())
     }
 
+    /// Retargets the normaliser, inserting it when it becomes needed (`check` refuses
+    /// switching it off).
     fn apply_normalize(&mut self, target: Option<f64>) -> Result<(), ConfigError> {
-        match (self.find(4), target) {
-            (Some(Stage::Normalize(normalizer)), Some(target)) => normalizer.set_target(target),
-            (_, None) => Ok(()),
-            (_, Some(target)) => {
-                let normalizer =
-                    Normalizer::try_new(target, self.output_channels, self.output_rate_hz)?;
-                self.insert(Stage::Normalize(normalizer));
-                Ok(())
-            }
+        let Some(target) = target else {
+            return Ok(());
+        };
+        if let Some(normalizer) = self.stages.iter_mut().find_map(Stage::as_normalizer) {
+            return normalizer.set_target(target);
         }
+        let normalizer = Normalizer::try_new(target, self.output_channels, self.output_rate_hz)?;
+        self.insert(Stage::Normalize(normalizer));
+        Ok(())
     }
 
+    /// Ramps the volume, inserting the gain stage when it becomes needed (a live insertion
+    /// starts at unity and ramps).
     fn apply_volume(&mut self, volume: f32, fresh: bool) -> Result<(), ConfigError> {
-        match self.find(5) {
-            Some(Stage::Gain(gain)) => gain.set_volume(volume),
-            _ if volume == 1.0 => Ok(()),
-            _ => {
-                let start = if fresh { volume } else { 1.0 };
-                let mut gain = Gain::try_new(start, self.output_channels, self.output_rate_hz)?;
-                gain.set_volume(volume)?;
-                self.insert(Stage::Gain(gain));
-                Ok(())
-            }
+        if let Some(gain) = self.stages.iter_mut().find_map(Stage::as_gain) {
+            return gain.set_volume(volume);
         }
+        if volume != 1.0 {
+            let start = if fresh { volume } else { 1.0 };
+            let mut gain = Gain::try_new(start, self.output_channels, self.output_rate_hz)?;
+            gain.set_volume(volume)?;
+            self.insert(Stage::Gain(gain));
+        }
+        Ok(())
     }
 
-    /// Swaps in a resampler for a new varispeed factor; the old one's buffered frames are
-    /// flushed and carried through the later stages so that none is lost.
+    /// Swaps in a resampler for a new varispeed factor. The old one's buffered frames are
+    /// flushed through the later stages, still at their old settings, into `pending`, so
+    /// none is lost and none is processed twice.
     fn replace_resampler(&mut self, varispeed: f64) -> Result<(), ConfigError> {
         let resampler = self.resampler_for(varispeed)?;
         let position = self
             .stages
             .iter()
             .position(|s| matches!(s, Stage::Resampler(_)));
-        match position {
-            Some(index) => {
-                let mut released = Block::new(self.output_channels);
-                self.stages[index].processor().flush(&mut released);
-                self.stages[index] = Stage::Resampler(resampler);
-                self.carry = Some((index, released));
-            }
-            None => self.insert(Stage::Resampler(resampler)),
-        }
+        let Some(index) = position else {
+            self.insert(Stage::Resampler(resampler));
+            return Ok(());
+        };
+        let mut released = std::mem::take(&mut self.drained);
+        self.stages[index].processor().flush(&mut released);
+        self.stages[index] = Stage::Resampler(resampler);
+        let result = run_stages(&mut self.stages[index + 1..], &released, &mut self.scratch);
+        self.pending
+            .append(output_of(result, &self.scratch, &released));
+        self.drained = released;
         Ok(())
     }
 
@@ -296,14 +335,17 @@ impl Chain {
         Resampler::try_new(effective_rate_hz, self.output_rate_hz, self.output_channels)
     }
 
-    fn find(&mut self, rank: u8) -> Option<&mut Stage> {
-        self.stages.iter_mut().find(|stage| stage.rank() == rank)
-    }
-
+    /// Inserts `stage` at its place in the processing order.
     fn insert(&mut self, stage: Stage) {
         let at = self.stages.iter().position(|s| s.rank() > stage.rank());
         self.stages.insert(at.unwrap_or(self.stages.len()), stage);
     }
+}
+
+/// The block holding a `run_stages` result: a scratch block, or the input itself when
+/// there were no stages.
+fn output_of<'a>(result: Option<usize>, scratch: &'a [Block; 2], input: &'a Block) -> &'a Block {
+    result.map_or(input, |index| &scratch[index])
 }
 
 /// Runs `input` through `stages`, alternating between the two scratch blocks. Returns the

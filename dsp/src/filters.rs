@@ -55,7 +55,8 @@ impl Filters {
         check_range("speed", self.speed, &RATIO_RANGE)?;
         check_range("pitch", self.pitch, &RATIO_RANGE)?;
         check_range("rate", self.rate, &RATIO_RANGE)?;
-        check_range("volume", f64::from(self.volume), &(0.0..=2.0))?;
+        let volume_range = f64::from(crate::gain::MIN_VOLUME)..=f64::from(crate::gain::MAX_VOLUME);
+        check_range("volume", f64::from(self.volume), &volume_range)?;
         crate::eq::validate_bands(&self.eq_bands)?;
         if let Some(target) = self.normalize_lufs {
             check_range("normalize.target_lufs", target, &TARGET_LUFS_RANGE)?;

@@ -76,6 +76,9 @@ impl Gain {
     /// Ramps to `volume` (0 to 2) over 10 ms.
     pub fn set_volume(&mut self, volume: f32) -> Result<(), ConfigError> {
         check_volume(volume)?;
+        if volume == self.target {
+            return Ok(());
+        }
         self.target = volume;
         let ramp_frames = (RAMP_SECS * f64::from(self.sample_rate_hz)).max(1.0) as f32;
         self.step = (self.target - self.current) / ramp_frames;
@@ -96,6 +99,9 @@ impl Gain {
     /// Multiplies `input` into `output` by the current gain, advancing any ramp.
     fn apply(&mut self, input: &Block, output: &mut Block) {
         output.reset_to(self.channels);
+        if input.is_empty() {
+            return;
+        }
         if self.step == 0.0 {
             let gain = self.current;
             for (out, src) in output.planes_mut().iter_mut().zip(input.planes()) {
@@ -163,6 +169,7 @@ impl Processor for Gain {
             Some(limiter) => limiter.flush(output),
             None => output.reset_to(self.channels),
         }
+        self.reset();
     }
 
     fn reset(&mut self) {

@@ -112,6 +112,9 @@ pub enum ConfigError {
         /// Highest accepted value.
         max: f64,
     },
+    /// A change that a running chain cannot make.
+    #[error("{0} cannot be changed while the stream is running")]
+    NotLive(&'static str),
     /// The resampler library refused the configuration.
     #[error("resampler: {0}")]
     Resampler(String),

@@ -5,7 +5,7 @@
 use rubato::audioadapter_buffers::direct::SequentialSliceOfVecs;
 use rubato::{Async, FixedAsync, FixedSync, Indexing, SincInterpolationParameters, WindowFunction};
 
-use crate::{Block, ConfigError, Processor, check_channels, check_rate};
+use crate::{Block, ConfigError, Processor, check_channels};
 
 /// Smallest FFT block, in frames, on the lower-rate side: sets how close to Nyquist the
 /// anti-aliasing cutoff sits (about 0.97 of it at 512 frames).
@@ -61,8 +61,8 @@ impl Resampler {
         output_rate_hz: u32,
         channels: usize,
     ) -> Result<Self, ConfigError> {
-        check_rate(input_rate_hz)?;
-        check_rate(output_rate_hz)?;
+        check_resampling_rate(input_rate_hz)?;
+        check_resampling_rate(output_rate_hz)?;
         check_channels(channels)?;
         let inner = build_inner(input_rate_hz as usize, output_rate_hz as usize, channels)
             .map_err(|e| ConfigError::Resampler(e.to_string()))?;
@@ -171,6 +171,25 @@ fn build_inner(
         FixedSync::Both,
     )?;
     Ok(Box::new(fft))
+}
+
+/// Lowest rate the resampler converts from or to. Wider than the stream rates the crate
+/// accepts: varispeed resamples from a virtual rate (the input rate times the speed-up),
+/// which may lie a factor of four either side of a real one.
+const MIN_RESAMPLING_RATE_HZ: u32 = crate::MIN_RATE_HZ / 4;
+
+/// Highest rate the resampler converts from or to (see `MIN_RESAMPLING_RATE_HZ`).
+const MAX_RESAMPLING_RATE_HZ: u32 = crate::MAX_RATE_HZ * 4;
+
+fn check_resampling_rate(rate_hz: u32) -> Result<(), ConfigError> {
+    if (MIN_RESAMPLING_RATE_HZ..=MAX_RESAMPLING_RATE_HZ).contains(&rate_hz) {
+        return Ok(());
+    }
+    Err(ConfigError::SampleRate {
+        rate_hz,
+        min_hz: MIN_RESAMPLING_RATE_HZ,
+        max_hz: MAX_RESAMPLING_RATE_HZ,
+    })
 }
 
 /// Greatest common divisor (Euclid).
@@ -307,10 +326,14 @@ mod tests {
     #[test]
     fn rejects_bad_settings() {
         assert!(matches!(
-            Resampler::try_new(7_999, 48_000, 2),
-            Err(ConfigError::SampleRate { rate_hz: 7_999, .. })
+            Resampler::try_new(1_999, 48_000, 2),
+            Err(ConfigError::SampleRate { rate_hz: 1_999, .. })
         ));
-        assert!(Resampler::try_new(48_000, 384_001, 2).is_err());
+        assert!(Resampler::try_new(48_000, 1_536_001, 2).is_err());
+        assert!(
+            Resampler::try_new(2_756, 48_000, 2).is_ok(),
+            "varispeed's virtual rates"
+        );
         assert!(Resampler::try_new(44_100, 48_000, 0).is_err());
     }
 }

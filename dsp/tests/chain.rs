@@ -198,17 +198,19 @@ fn flush_passes_each_tail_through_the_later_stages() {
 
 #[test]
 fn a_live_volume_change_ramps_in_without_a_jump_or_a_lost_frame() {
-    let input = sine(440.0, 0.4, 48_000);
+    // 441 Hz changed at block 17 (frame 16 320, 149.94 cycles): not at a zero crossing,
+    // so an unramped jump would show as a step.
+    let input = sine(441.0, 0.4, 48_000);
     let mut chain = stereo(Filters::default());
     let louder = Filters {
         volume: 1.5,
         ..Filters::default()
     };
-    let output = run(&mut chain, &input, 20, Some(&louder));
+    let output = run(&mut chain, &input, 17, Some(&louder));
     assert_eq!(output.frames(), input.frames());
     let plane = output.plane(0);
     assert!(largest_step(plane) <= largest_step(input.plane(0)) * 1.5 * 1.001);
-    let (before, after) = (rms(&plane[..19_000]), rms(&plane[24_000..]));
+    let (before, after) = (rms(&plane[..16_000]), rms(&plane[24_000..]));
     assert!(
         (after / before - 1.5).abs() < 0.01,
         "level ratio {}",
@@ -218,16 +220,17 @@ fn a_live_volume_change_ramps_in_without_a_jump_or_a_lost_frame() {
 
 #[test]
 fn a_live_eq_change_crossfades_without_a_click() {
-    let input = sine(100.0, 0.3, 48_000);
+    // 101 Hz changed at frame 16 320 (34.3 cycles): an unfaded switch would step.
+    let input = sine(101.0, 0.3, 48_000);
     let mut chain = stereo(Filters::default());
     let bass = Filters {
         eq_preset: EqPreset::BassBoost,
         ..Filters::default()
     };
-    let output = run(&mut chain, &input, 20, Some(&bass));
+    let output = run(&mut chain, &input, 17, Some(&bass));
     assert_eq!(output.frames(), input.frames());
     let plane = output.plane(0);
-    let boost = rms(&plane[30_000..]) / rms(&plane[..19_000]);
+    let boost = rms(&plane[30_000..]) / rms(&plane[..16_000]);
     assert!(boost > 1.3, "the preset took effect: x{boost}");
     assert!(largest_step(plane) <= largest_step(input.plane(0)) * boost * 1.05);
 }
@@ -271,4 +274,127 @@ fn a_live_rate_change_swaps_the_resampler_without_losing_audio() {
         "{} frames, expected {expected}",
         output.frames()
     );
+}
+
+#[test]
+fn two_rate_changes_before_one_block_lose_nothing() {
+    let input = sine(440.0, 0.4, 96_000);
+    let mut chain = Chain::try_new(&spec(
+        Speaker::default_layout(2),
+        44_100,
+        Filters::default(),
+    ))
+    .unwrap();
+    let mut output = Block::new(2);
+    for (index, start) in (0..input.frames()).step_by(960).enumerate() {
+        if index == 50 {
+            chain
+                .update(&Filters {
+                    rate: 2.0,
+                    ..Filters::default()
+                })
+                .unwrap();
+            chain
+                .update(&Filters {
+                    rate: 1.5,
+                    ..Filters::default()
+                })
+                .unwrap();
+        }
+        let end = (start + 960).min(input.frames());
+        let chunk = Block::from_planes(
+            input
+                .planes()
+                .iter()
+                .map(|p| p[start..end].to_vec())
+                .collect(),
+        );
+        output.append(chain.process(&chunk));
+    }
+    output.append(chain.flush());
+    // 48 000 frames at 44.1 -> 48 kHz, then 48 000 frames played 1.5 times as fast.
+    let expected = 48_000.0 * 48_000.0 / 44_100.0 * (1.0 + 1.0 / 1.5);
+    assert!(
+        (output.frames() as f64 - expected).abs() <= 2.0,
+        "{} frames, expected {expected:.0}",
+        output.frames()
+    );
+}
+
+#[test]
+fn a_live_pitch_change_keeps_the_duration() {
+    let input = sine(440.0, 0.4, 96_000);
+    let mut chain = stereo(Filters::default());
+    let octave_up = Filters {
+        pitch: 2.0,
+        ..Filters::default()
+    };
+    let output = run(&mut chain, &input, 50, Some(&octave_up));
+    assert!(
+        output.frames().abs_diff(input.frames()) <= 2,
+        "{} frames",
+        output.frames()
+    );
+}
+
+#[test]
+fn a_refused_update_changes_nothing_at_all() {
+    let mut chain = Chain::try_new(&ChainSpec {
+        input_rate_hz: 8_000,
+        input_layout: Speaker::default_layout(2),
+        output_rate_hz: 8_000,
+        output_channels: 2,
+        filters: Filters::default(),
+    })
+    .unwrap();
+    // Speed and volume are fine; a 5 kHz band is above the 4 kHz Nyquist frequency.
+    let mixed = Filters {
+        speed: 1.5,
+        volume: 0.5,
+        eq_bands: vec![dsp::eq::EqBand {
+            freq_hz: 5_000.0,
+            gain_db: 3.0,
+            q: 1.0,
+        }],
+        ..Filters::default()
+    };
+    assert!(chain.update(&mixed).is_err());
+    assert_eq!(
+        (chain.stage_count(), chain.filters()),
+        (0, &Filters::default())
+    );
+}
+
+#[test]
+fn normalisation_cannot_be_switched_off_mid_stream() {
+    let mut chain = stereo(Filters {
+        normalize_lufs: Some(-14.0),
+        ..Filters::default()
+    });
+    assert!(chain.update(&Filters::default()).is_err());
+    assert!(
+        chain
+            .update(&Filters {
+                normalize_lufs: Some(-20.0),
+                ..Filters::default()
+            })
+            .is_ok()
+    );
+}
+
+#[test]
+fn varispeed_below_the_lowest_stream_rate_is_accepted() {
+    let slow = Filters {
+        rate: 0.5,
+        pitch: 0.5,
+        ..Filters::default()
+    };
+    let mut chain = Chain::try_new(&spec(Speaker::default_layout(1), 11_025, slow)).unwrap();
+    let input = Block::from_planes(vec![vec![0.25; 11_025]]);
+    let mut output = chain.process(&input).clone();
+    output.append(chain.flush());
+    // 1 s of source at rate 0.5 lasts 2 s (the pitch part keeps its duration). The
+    // virtual rate 11 025 x 0.25 = 2756.25 Hz is rounded to whole hertz: 1e-4 relative.
+    let error = output.frames().abs_diff(96_000) as f64 / 96_000.0;
+    assert!(error <= 1e-4, "{} frames", output.frames());
 }
