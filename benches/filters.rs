@@ -27,15 +27,15 @@ mod common;
 use std::hint::black_box;
 
 use common::{
-    CpuTime, SLICE_SECS, configure, cpu_time_criterion, encode_opus, load_input, new_chain, open,
-    output_spec,
+    CpuTime, SLICE_SECS, configure, cpu_time_criterion, encode_opus, load_input, new_chain,
+    output_spec, transcoded_bytes,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use dsp::eq::{EqPreset, Equalizer};
 use dsp::normalize::Normalizer;
 use dsp::{Block, Filters, Gain, Processor, Tempo};
 use rust_transcoder::encode::OutputFormat;
-use rust_transcoder::pipeline::{Transcode, TranscodeSpec};
+use rust_transcoder::pipeline::TranscodeSpec;
 
 const RATE_HZ: u32 = common::OUTPUT_RATE_HZ;
 const CHANNELS: usize = 2;
@@ -99,18 +99,7 @@ fn run_pipeline_fx(mp3: &std::sync::Arc<[u8]>) -> u64 {
         duration_secs: Some(f64::from(SLICE_SECS) / SPEED),
         ..TranscodeSpec::default()
     };
-    let transcode = Transcode::try_new(open(mp3), &spec).expect("valid spec");
-    let mut bytes = 0u64;
-    transcode
-        .run(
-            |chunk| {
-                bytes += black_box(chunk).len() as u64;
-                Ok(())
-            },
-            |_| {},
-        )
-        .expect("transcodes");
-    bytes
+    transcoded_bytes(mp3, &spec)
 }
 
 fn benches(c: &mut Criterion<CpuTime>) {

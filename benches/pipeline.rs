@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use common::{
     CpuTime, SLICE_SECS, configure, cpu_time_criterion, encode_opus, load_input, new_chain, open,
-    output_spec,
+    output_spec, transcoded_bytes,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use dsp::{Block, Filters};
 use rust_transcoder::encode::OutputFormat;
-use rust_transcoder::pipeline::{Transcode, TranscodeSpec};
+use rust_transcoder::pipeline::TranscodeSpec;
 
 /// The whole job on the first `SLICE_SECS` seconds; returns the bytes produced.
 fn run_pipeline(mp3: &Arc<[u8]>, format: OutputFormat) -> u64 {
@@ -36,18 +36,7 @@ fn run_pipeline(mp3: &Arc<[u8]>, format: OutputFormat) -> u64 {
         duration_secs: Some(f64::from(SLICE_SECS)),
         ..TranscodeSpec::default()
     };
-    let transcode = Transcode::try_new(open(mp3), &spec).expect("valid spec");
-    let mut bytes = 0u64;
-    transcode
-        .run(
-            |chunk| {
-                bytes += black_box(chunk).len() as u64;
-                Ok(())
-            },
-            |_| {},
-        )
-        .expect("transcodes");
-    bytes
+    transcoded_bytes(mp3, &spec)
 }
 
 fn benches(c: &mut Criterion<CpuTime>) {

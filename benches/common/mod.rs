@@ -23,6 +23,7 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use dsp::{Block, Chain, ChainSpec, Filters};
 use rust_transcoder::decode::{Decoder, FormatHint};
 use rust_transcoder::encode::{self, OutputFormat, OutputSpec};
+use rust_transcoder::pipeline::{Transcode, TranscodeSpec};
 
 /// Length of the benchmarked slice.
 pub const SLICE_SECS: u32 = 30;
@@ -127,6 +128,22 @@ pub fn new_chain(input_rate_hz: u32, input_layout: &[dsp::Speaker], filters: Fil
         filters,
     })
     .expect("valid chain")
+}
+
+/// Runs the whole pipeline on the bench input with `spec` and returns the bytes produced.
+pub fn transcoded_bytes(mp3: &Arc<[u8]>, spec: &TranscodeSpec) -> u64 {
+    let transcode = Transcode::try_new(open(mp3), spec).expect("valid spec");
+    let mut bytes = 0u64;
+    transcode
+        .run(
+            |chunk| {
+                bytes += black_box(chunk).len() as u64;
+                Ok(())
+            },
+            |_| {},
+        )
+        .expect("transcodes");
+    bytes
 }
 
 /// 48 kHz stereo at 128 kbit/s in `format`.
