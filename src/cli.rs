@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use dsp::Filters;
 use dsp::eq::{EqBand, EqPreset};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::config::Config;
 use crate::decode::{Decoder, FormatHint, ReadOnlySource};
 use crate::encode::{OutputFormat, OutputSpec};
 use crate::pipeline::{SinkClosed, Summary, Transcode, TranscodeSpec};
@@ -20,22 +21,33 @@ use crate::pipeline::{SinkClosed, Summary, Transcode, TranscodeSpec};
 #[derive(Debug, Parser)]
 #[command(name = "rust-transcoder", version, about)]
 pub struct Cli {
-    /// What to do; without one, the help is printed.
+    /// What to do; without one, the service runs with its defaults and environment
+    /// (as `serve` without flags).
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// The service settings from defaults and `TRANSCODER_*` variables alone, for a bare
+/// `rust-transcoder` (service variables do not concern the other subcommands).
+#[derive(Debug, Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    config: Config,
 }
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Transcode a local file (or `-` for stdin) into OUTPUT (or `-` for stdout).
+    /// Run the HTTP service (the default).
+    Serve(Config),
+    /// Transcode a local file, a URL or `-` (stdin) into OUTPUT (or `-` for stdout).
     Transcode(TranscodeArgs),
 }
 
 /// Arguments of `transcode`.
 #[derive(Debug, Args)]
 pub struct TranscodeArgs {
-    /// Input audio file, or `-` for standard input.
+    /// Input: an audio file, an http(s) URL, or `-` for standard input.
     pub input: PathBuf,
     /// Output file, or `-` for standard output.
     #[arg(short, long)]
@@ -120,9 +132,10 @@ impl TranscodeArgs {
 /// Parses the command line, runs it, and turns failures into a one-line message.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Some(Command::Transcode(args)) => transcode(args),
-        None => Cli::command().print_help().map_err(anyhow::Error::from),
+    let result = match cli.command {
+        Some(Command::Transcode(args)) => transcode(&args),
+        Some(Command::Serve(config)) => crate::server::run(config),
+        None => crate::server::run(ServeDefaults::parse_from(["rust-transcoder"]).config),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +175,42 @@ fn transcode(args: &TranscodeArgs) -> anyhow::Result<()> {
 }
 
 fn open_input(path: &Path) -> anyhow::Result<Decoder> {
+    /// Fetches `url` through the service's source module (same SSRF guard and limits;
+    /// `TRANSCODER_ALLOW_NETS` re-allows ranges). The runtime lives for the process:
+    /// the transcode reads the body on this thread, outside the runtime.
+    fn open_url(url: &str) -> anyhow::Result<Decoder> {
+        use crate::source::{Fetcher, SourceLimits, parse_allow_nets};
+        static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+        let allow_nets = std::env::var("TRANSCODER_ALLOW_NETS").unwrap_or_default();
+        let allow_nets = parse_allow_nets(&allow_nets)
+            .map_err(|err| anyhow::anyhow!("TRANSCODER_ALLOW_NETS: {err}"))?;
+        let runtime = match RUNTIME.get() {
+            Some(runtime) => runtime,
+            None => {
+                let built = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()?;
+                RUNTIME.get_or_init(|| built)
+            }
+        };
+        let fetcher = Fetcher::try_new(SourceLimits::default(), allow_nets)?;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let remote = runtime
+            .block_on(fetcher.open(url, cancel))
+            .map_err(|err| anyhow::anyhow!("{url}: {err}"))?;
+        let hint = FormatHint {
+            extension: remote.meta().extension(),
+            mime_type: remote.meta().content_type.clone(),
+        };
+        Decoder::try_new(Box::new(remote), &hint).map_err(|err| anyhow::anyhow!("{url}: {err}"))
+    }
+    if let Some(url) = path
+        .to_str()
+        .filter(|text| text.starts_with("http://") || text.starts_with("https://"))
+    {
+        return open_url(url);
+    }
     let hint = FormatHint {
         extension: path.extension().and_then(|e| e.to_str()).map(str::to_owned),
         mime_type: None,

@@ -3,7 +3,7 @@
 //! Runs on the calling (blocking) thread and pushes each encoded chunk to a sink as soon
 //! as it exists; stops early when the sink is gone. Knows nothing of HTTP or terminals.
 
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 
 use bytes::Bytes;
 use dsp::{Block, Chain, ChainSpec, Filters};
@@ -18,7 +18,8 @@ pub struct TranscodeSpec {
     pub output: OutputSpec,
     /// Speed, pitch, rate, EQ, normalisation and volume.
     pub filters: Filters,
-    /// Source position to start at, in seconds (exact to the frame).
+    /// Source position to start at, in seconds (exact to the frame). A seekable source is
+    /// sought; any other is decoded from the start and the audio before it dropped.
     pub start_secs: f64,
     /// Most output time to produce, in seconds; `None` = until the source ends.
     pub duration_secs: Option<f64>,
@@ -92,7 +93,11 @@ pub struct Transcode {
     decoder: Decoder,
     chain: Chain,
     output: Output,
+    /// Source frame at which output begins.
+    start_frame: u64,
+    /// Decoded frames still to drop before `start_frame`.
     frames_to_skip: u64,
+    /// Source position of the next decoded frame.
     source_frames: u64,
     filter_updates: Option<Receiver<FilterUpdate>>,
 }
@@ -104,14 +109,21 @@ pub struct FilterUpdate {
     pub filters: Filters,
     /// Receives `Ok` once the change is in force, or why it was refused (the stream then
     /// goes on unchanged). A dropped receiver is fine.
-    pub reply: Sender<Result<(), dsp::ConfigError>>,
+    pub reply: tokio::sync::oneshot::Sender<Result<(), dsp::ConfigError>>,
 }
 
 impl Transcode {
-    /// Validates `spec` against the source and builds the chain and encoder.
-    pub fn try_new(decoder: Decoder, spec: &TranscodeSpec) -> Result<Self, PipelineError> {
+    /// Validates `spec` against the source, moves to the start (seeking when the source
+    /// allows it) and builds the chain and encoder.
+    pub fn try_new(mut decoder: Decoder, spec: &TranscodeSpec) -> Result<Self, PipelineError> {
         spec.output.validate()?;
         validate_times(spec, decoder.info())?;
+        let source_rate_hz = decoder.info().sample_rate_hz;
+        let start_frame = (spec.start_secs * f64::from(source_rate_hz)).round() as u64;
+        let resumed_at = match start_frame {
+            0 => 0,
+            frame => decoder.seek(frame)?,
+        };
         let info = decoder.info();
         let stream_rate_hz = spec.output.stream_rate_hz();
         let chain = Chain::try_new(&ChainSpec {
@@ -126,7 +138,9 @@ impl Transcode {
             .duration_secs
             .map(|secs| (secs * f64::from(stream_rate_hz)).round() as u64);
         Ok(Self {
-            frames_to_skip: (spec.start_secs * f64::from(info.sample_rate_hz)).round() as u64,
+            start_frame,
+            frames_to_skip: start_frame.saturating_sub(resumed_at),
+            source_frames: resumed_at,
             output: Output {
                 encoder: encode::build(&spec.output, info.sample_rate_hz)?,
                 buffer: Vec::new(),
@@ -137,9 +151,14 @@ impl Transcode {
             },
             chain,
             decoder,
-            source_frames: 0,
             filter_updates: None,
         })
+    }
+
+    /// The source position, in seconds, where the output begins: the requested start,
+    /// rounded to the source's frame.
+    pub fn start_offset_secs(&self) -> f64 {
+        self.start_frame as f64 / f64::from(self.decoder.info().sample_rate_hz)
     }
 
     /// Lets the filters change while running: each update received on `updates` is

@@ -1,5 +1,6 @@
 //! The pipeline through its library API: early stop when the sink goes away, exact
-//! start/duration trimming, start past the end, and Opus bitrate on music-like audio.
+//! start/duration trimming (sought or decoded through), start past the end, and Opus
+//! bitrate on music-like audio.
 
 #![allow(clippy::unwrap_used)]
 
@@ -12,7 +13,7 @@ use std::process::Command;
 use bytes::Bytes;
 use common::fixture_path;
 use common::signal::{dominant_frequency_hz, middle};
-use rust_transcoder::decode::{Decoder, FormatHint};
+use rust_transcoder::decode::{Decoder, FormatHint, ReadOnlySource};
 use rust_transcoder::encode::{OutputFormat, OutputSpec};
 use rust_transcoder::pipeline::{
     FilterUpdate, PipelineError, SinkClosed, Transcode, TranscodeSpec,
@@ -108,6 +109,36 @@ fn start_skips_exactly_the_requested_frames() {
     let skipped = collect(open(&fixture_path("wav_s16.wav")), &spec).unwrap();
     assert_eq!(skipped.len(), whole.len() - 4_410 * 4);
     assert_eq!(skipped[..4000], whole[4_410 * 4..4_410 * 4 + 4000]);
+}
+
+#[test]
+fn a_start_is_exact_and_reported_whether_or_not_the_source_can_seek() {
+    let path = fixture_path("mp3_cbr_128k.mp3");
+    let spec = TranscodeSpec {
+        start_secs: 1.0001,
+        ..pcm_spec(44_100)
+    };
+    let unseekable = ReadOnlySource::new(std::io::Cursor::new(std::fs::read(&path).unwrap()));
+    let decoders = [
+        open(&path),
+        Decoder::try_new(Box::new(unseekable), &FormatHint::default()).unwrap(),
+    ];
+    let outputs = decoders.map(|decoder| {
+        let transcode = Transcode::try_new(decoder, &spec).unwrap();
+        assert_eq!(transcode.start_offset_secs(), 44_104.0 / 44_100.0);
+        let mut out = Vec::new();
+        let sink = |chunk: Bytes| {
+            out.extend_from_slice(&chunk);
+            Ok(())
+        };
+        transcode.run(sink, |_| {}).unwrap();
+        out
+    });
+    assert_eq!(outputs[0].len(), (110_250 - 44_104) * 4);
+    assert!(
+        outputs[0] == outputs[1],
+        "sought and decoded-through outputs differ"
+    );
 }
 
 #[test]
@@ -216,7 +247,7 @@ fn source_info_names_every_fixture_format() {
 /// returns the left channel and the answer to the update.
 fn run_with_update(filters: dsp::Filters) -> (Vec<f32>, Result<(), dsp::ConfigError>) {
     let (updates, receiver) = std::sync::mpsc::channel();
-    let (reply, answer) = std::sync::mpsc::channel();
+    let (reply, answer) = tokio::sync::oneshot::channel();
     let transcode = Transcode::try_new(open(&fixture_path("flac_s16.flac")), &pcm_spec(44_100))
         .unwrap()
         .with_filter_updates(receiver);
@@ -237,7 +268,7 @@ fn run_with_update(filters: dsp::Filters) -> (Vec<f32>, Result<(), dsp::ConfigEr
             },
         )
         .unwrap();
-    (s16_left_channel(&out), answer.recv().unwrap())
+    (s16_left_channel(&out), answer.blocking_recv().unwrap())
 }
 
 #[test]

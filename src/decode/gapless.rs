@@ -48,6 +48,16 @@ impl Trim {
         }
     }
 
+    /// The rest of this whole-stream trim for decoding that resumes at playable frame
+    /// `frame` (negative: that many frames before the first playable one, in the priming).
+    pub(super) fn resumed_at(&self, frame: i64) -> Self {
+        let (skip, done) = match u64::try_from(frame) {
+            Ok(done) => (0, done),
+            Err(_) => (frame.unsigned_abs(), 0),
+        };
+        Self::new(skip, self.frames_left.map(|left| left.saturating_sub(done)))
+    }
+
     /// True once the stated length has been delivered: nothing more will pass.
     pub(super) fn is_exhausted(&self) -> bool {
         self.frames_left == Some(0)
@@ -290,5 +300,14 @@ mod tests {
         assert_eq!(trim.apply(0..1024), 0..452);
         assert!(trim.is_exhausted());
         assert_eq!(trim.apply(0..1024), 0..0);
+    }
+
+    #[test]
+    fn a_resumed_trim_keeps_the_priming_cut_and_the_end() {
+        let plan = Trim::new(1500, Some(1000));
+        assert_eq!(plan.resumed_at(-200), Trim::new(200, Some(1000)));
+        assert_eq!(plan.resumed_at(600), Trim::new(0, Some(400)));
+        assert!(plan.resumed_at(1200).is_exhausted());
+        assert_eq!(Trim::default().resumed_at(5), Trim::default());
     }
 }

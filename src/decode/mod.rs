@@ -7,21 +7,23 @@ mod contain;
 mod gapless;
 mod layout;
 mod opus;
+mod probe;
+mod seek;
 mod track;
 
 use std::io::ErrorKind;
 
 use dsp::{Block, Speaker};
-use symphonia::core::codecs::CodecParameters;
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::{FormatReader, TrackType};
+use symphonia::core::formats::FormatReader;
 use symphonia::core::packet::Packet;
 
+pub use probe::MAX_PROBE_BYTES;
 pub use symphonia::core::io::{MediaSource, ReadOnlySource};
 
 use contain::contain;
-use gapless::Trim;
-use track::{TrackDecoder, format_name, probe};
+use probe::ProbeLimit;
+use track::{OpenTrack, first_kept_ts, open_track, packet_trim_range};
 
 /// How many undecodable packets in a row end a stream.
 pub const MAX_CONSECUTIVE_ERRORS: u32 = 50;
@@ -102,31 +104,36 @@ pub struct Decoder {
     scratch: Vec<Vec<f32>>,
     pending: Option<Block>,
     skipped_packets: u64,
-}
-
-/// The audio track being decoded, its decoder, and what remains to be trimmed.
-struct OpenTrack {
-    id: u32,
-    codec: TrackDecoder,
-    trim: Trim,
-}
-
-/// What opening a track tells about the source before anything is decoded.
-struct TrackFacts {
-    format_name: String,
-    sample_rate_hz: Option<u32>,
-    duration_frames: Option<u64>,
+    /// Whether the source can be repositioned and has a known length (demuxers find their
+    /// way by the end: FLAC and Ogg bisect up to it).
+    seekable: bool,
+    /// Timestamp (in the track's time base) of the first playable frame, once decoded.
+    origin_ts: Option<i64>,
 }
 
 impl Decoder {
     /// Probes `source`, selects its first audio track and decodes up to the first audio,
-    /// so that a source without audio fails here rather than mid-stream.
+    /// so that a source without audio fails here rather than mid-stream. Gives up with
+    /// [`DecodeError::Unsupported`] once [`MAX_PROBE_BYTES`] have been searched in vain.
     pub fn try_new(
         mut source: Box<dyn MediaSource>,
         hint: &FormatHint,
     ) -> Result<Self, DecodeError> {
+        let seekable = source.is_seekable() && source.byte_len().is_some();
         let edit_list = gapless::read_mp4_edit_list(source.as_mut());
-        let reader = contain("demuxer", || probe(source, hint))??;
+        let (limit, source) = ProbeLimit::guard(source)?;
+        let opened = Self::open(source, hint, edit_list, seekable);
+        limit.disarm();
+        opened.map_err(|err| limit.explain(err))
+    }
+
+    fn open(
+        source: Box<dyn MediaSource>,
+        hint: &FormatHint,
+        edit_list: Option<gapless::EditList>,
+        seekable: bool,
+    ) -> Result<Self, DecodeError> {
+        let reader = contain("demuxer", || probe::probe(source, hint))??;
         let (track, facts) = open_track(reader.as_ref(), edit_list)?;
         let mut decoder = Self {
             reader,
@@ -140,6 +147,8 @@ impl Decoder {
             scratch: Vec::new(),
             pending: None,
             skipped_packets: 0,
+            seekable,
+            origin_ts: None,
         };
         decoder.prime()?;
         Ok(decoder)
@@ -188,20 +197,27 @@ impl Decoder {
     /// Reads and decodes one packet of our track, appending its audio to `block`.
     /// Returns `false` at the end of the stream (or of its stated length).
     fn decode_next_packet(&mut self, block: &mut Block) -> Result<bool, DecodeError> {
+        if self.track.trim.is_exhausted() {
+            return Ok(false);
+        }
+        let Some((packet, rate_hz)) = self.decode_packet()? else {
+            return Ok(false);
+        };
+        self.accept(rate_hz, &packet, block)?;
+        Ok(true)
+    }
+
+    /// Reads the next packet of our track and decodes it into `scratch`, skipping packets
+    /// that fail to decode. Returns the packet and its rate; `None` at the end.
+    fn decode_packet(&mut self) -> Result<Option<(Packet, u32)>, DecodeError> {
         let mut consecutive_errors = 0;
         loop {
-            if self.track.trim.is_exhausted() {
-                return Ok(false);
-            }
             let Some(packet) = self.next_packet(&mut consecutive_errors)? else {
-                return Ok(false);
+                return Ok(None);
             };
             let codec = &mut self.track.codec;
             match contain("decoder", || codec.decode(&packet, &mut self.scratch))? {
-                Ok(rate_hz) => {
-                    self.accept(rate_hz, &packet, block)?;
-                    return Ok(true);
-                }
+                Ok(rate_hz) => return Ok(Some((packet, rate_hz))),
                 Err(message) => self.count_error(&mut consecutive_errors, &message)?,
             }
         }
@@ -256,7 +272,12 @@ impl Decoder {
             return Err(DecodeError::ParametersChanged);
         }
         let decoded = self.scratch.first().map_or(0, Vec::len);
-        let range = self.track.trim.apply(packet_trim_range(packet, decoded));
+        let kept = packet_trim_range(packet, decoded);
+        let range = self.track.trim.apply(kept.clone());
+        if self.origin_ts.is_none() && !range.is_empty() {
+            let into_packet = i64::try_from(range.start - kept.start).unwrap_or(i64::MAX);
+            self.origin_ts = Some(first_kept_ts(packet).saturating_add(into_packet));
+        }
         for (plane, decoded) in block.planes_mut().iter_mut().zip(&self.scratch) {
             plane.extend(
                 decoded[range.clone()]
@@ -283,86 +304,6 @@ fn sanitize(sample: f32) -> f32 {
     }
 }
 
-/// Selects the default audio track of `reader` and builds its decoder and trim plan.
-fn open_track(
-    reader: &dyn FormatReader,
-    edit_list: Option<gapless::EditList>,
-) -> Result<(OpenTrack, TrackFacts), DecodeError> {
-    let track = reader
-        .default_track(TrackType::Audio)
-        .ok_or(DecodeError::NoAudioTrack)?;
-    let Some(CodecParameters::Audio(params)) = &track.codec_params else {
-        return Err(DecodeError::NoAudioTrack);
-    };
-    let container = reader.format_info().short_name;
-    let codec = contain("decoder", || TrackDecoder::try_new(params))??;
-    let rate_hz = codec.output_rate_hz().or(params.sample_rate);
-    let stated = track
-        .num_frames
-        .or_else(|| media_duration_frames(reader, rate_hz?));
-    let (trim, duration_frames) = gapless_plan(edit_list, container, &codec, rate_hz, stated);
-    let facts = TrackFacts {
-        format_name: format_name(params, container),
-        sample_rate_hz: rate_hz,
-        duration_frames,
-    };
-    Ok((
-        OpenTrack {
-            id: track.id,
-            codec,
-            trim,
-        },
-        facts,
-    ))
-}
-
-/// Delay and padding that neither the demuxer nor the codec removes, and the playable
-/// length that results: the MP4 edit list (symphonia reads it but does not apply it), the
-/// Opus pre-skip in Ogg and Matroska (symphonia counts it as audio and only trims the
-/// Ogg end), and the Matroska duration, which bounds the end because its `DiscardPadding`
-/// is not applied (exact to the container's 1 ms precision).
-fn gapless_plan(
-    edit_list: Option<gapless::EditList>,
-    container: &str,
-    codec: &TrackDecoder,
-    rate_hz: Option<u32>,
-    stated_frames: Option<u64>,
-) -> (Trim, Option<u64>) {
-    let pre_skip = codec.pre_skip();
-    let after = |skip: u64| stated_frames.map(|frames| frames.saturating_sub(skip));
-    match (edit_list.zip(rate_hz), container) {
-        (Some((edit_list, rate_hz)), _) => {
-            let (priming, playable) = edit_list.in_frames(rate_hz);
-            (Trim::new(priming, playable), playable.or(after(priming)))
-        }
-        (None, "ogg") => (Trim::new(pre_skip, None), after(pre_skip)),
-        (None, "matroska") => (Trim::new(pre_skip, after(pre_skip)), after(pre_skip)),
-        _ => (Trim::default(), stated_frames),
-    }
-}
-
-/// The container's stated media length in frames at `rate_hz`, when it states one.
-fn media_duration_frames(reader: &dyn FormatReader, rate_hz: u32) -> Option<u64> {
-    let info = reader.media_info();
-    let time = info.time_base?.calc_duration(info.duration?)?;
-    let frames = time.as_secs_f64() * f64::from(rate_hz);
-    (frames.is_finite() && frames < u64::MAX as f64).then(|| frames.round() as u64)
-}
-
-/// The range of decoded frames to keep, honouring the demuxer's trim marks when the codec
-/// did not already apply them (some decoders trim, others leave it to the caller).
-fn packet_trim_range(packet: &Packet, decoded: usize) -> std::ops::Range<usize> {
-    let [start, end, kept] = [packet.trim_start, packet.trim_end, packet.dur]
-        .map(|frames| usize::try_from(frames.get()).unwrap_or(usize::MAX));
-    let total = start
-        .checked_add(end)
-        .and_then(|trims| trims.checked_add(kept));
-    match total {
-        Some(total) if start + end > 0 && decoded >= total => start..start + kept,
-        _ => 0..decoded,
-    }
-}
-
 /// Decodes an in-memory file to the end and returns the number of frames decoded.
 /// Exercises the decoder on untrusted bytes (fuzzing, corpus replay).
 pub fn decode_all(bytes: Vec<u8>) -> Result<u64, DecodeError> {
@@ -379,21 +320,4 @@ pub fn decode_all(bytes: Vec<u8>) -> Result<u64, DecodeError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn garbage_is_unsupported_and_empty_input_too() {
-        assert!(matches!(
-            decode_all(Vec::new()),
-            Err(DecodeError::Unsupported(_))
-        ));
-        let noise: Vec<u8> = (0..65_536u32)
-            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-            .collect();
-        assert!(matches!(
-            decode_all(noise),
-            Err(DecodeError::Unsupported(_))
-        ));
-    }
-}
+mod tests;

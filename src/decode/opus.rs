@@ -38,6 +38,7 @@ impl OpusHead {
 /// A mono or stereo Opus stream decoder (channel mapping family 0 or 1 with <= 2 channels).
 pub(super) struct OpusDecoder {
     decoder: LibopusDecoder,
+    layout: Channels,
     channels: usize,
     pre_skip: u16,
     output_gain: f32,
@@ -59,10 +60,9 @@ impl OpusDecoder {
                 )));
             }
         };
-        let decoder = LibopusDecoder::new(SampleRate::Hz48000, channels)
-            .map_err(|err| DecodeError::Unsupported(format!("opus decoder: {err}")))?;
         Ok(Self {
-            decoder,
+            decoder: new_libopus(channels)?,
+            layout: channels,
             channels: usize::from(head.channels),
             pre_skip: head.pre_skip,
             output_gain: 10f32.powf(f32::from(head.output_gain_q8_db) / (20.0 * 256.0)),
@@ -78,6 +78,12 @@ impl OpusDecoder {
     /// Frames to drop at the start of the stream (OpusHead pre-skip).
     pub(super) fn pre_skip(&self) -> u16 {
         self.pre_skip
+    }
+
+    /// Forgets the decoder state, as after a seek (libopus has no reset in these bindings).
+    pub(super) fn reset(&mut self) -> Result<(), DecodeError> {
+        self.decoder = new_libopus(self.layout)?;
+        Ok(())
     }
 
     /// Decodes one packet into `planes` (replacing their content).
@@ -99,6 +105,11 @@ impl OpusDecoder {
         }
         Ok(())
     }
+}
+
+fn new_libopus(channels: Channels) -> Result<LibopusDecoder, DecodeError> {
+    LibopusDecoder::new(SampleRate::Hz48000, channels)
+        .map_err(|err| DecodeError::Unsupported(format!("opus decoder: {err}")))
 }
 
 #[cfg(test)]

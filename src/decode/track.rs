@@ -1,18 +1,17 @@
-//! Codec selection and probing: which decoder handles a track (symphonia's, or libopus
-//! for Opus), how the source is probed, and the format name clients see.
+//! Opening the audio track: which decoder handles it (symphonia's, or libopus for Opus),
+//! the gapless trim plan, and the format name clients see.
 
 use dsp::Speaker;
-use std::io::ErrorKind;
-use symphonia::core::codecs::audio::well_known::CODEC_ID_OPUS;
+use symphonia::core::codecs::CodecParameters;
+use symphonia::core::codecs::audio::well_known::{CODEC_ID_ALAC, CODEC_ID_FLAC, CODEC_ID_OPUS};
 use symphonia::core::codecs::audio::{AudioCodecParameters, AudioDecoder, AudioDecoderOptions};
-use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, FormatReader};
-use symphonia::core::io::{MediaSource, MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
+use symphonia::core::formats::{FormatReader, TrackType};
 use symphonia::core::packet::Packet;
+use symphonia::core::units::TimeBase;
 
-use super::{DecodeError, FormatHint, layout, opus};
+use super::contain::contain;
+use super::gapless::{self, Trim};
+use super::{DecodeError, layout, opus, seek};
 
 /// The codec behind the track: a symphonia decoder, or libopus for Opus.
 pub(super) enum TrackDecoder {
@@ -50,6 +49,17 @@ impl TrackDecoder {
         }
     }
 
+    /// Forgets all state carried between packets, as after a seek.
+    pub(super) fn reset(&mut self) -> Result<(), DecodeError> {
+        match self {
+            Self::Native(decoder) => {
+                decoder.reset();
+                Ok(())
+            }
+            Self::Opus(decoder) => decoder.reset(),
+        }
+    }
+
     /// The speaker of each plane of the last decoded packet.
     pub(super) fn layout(&self) -> Vec<Speaker> {
         match self {
@@ -79,37 +89,6 @@ impl TrackDecoder {
     }
 }
 
-/// Runs symphonia's probe over the source with bounded buffering.
-pub(super) fn probe(
-    source: Box<dyn MediaSource>,
-    hint: &FormatHint,
-) -> Result<Box<dyn FormatReader>, DecodeError> {
-    let stream = MediaSourceStream::new(source, MediaSourceStreamOptions::default());
-    let mut symphonia_hint = Hint::new();
-    if let Some(extension) = &hint.extension {
-        symphonia_hint.with_extension(extension);
-    }
-    if let Some(mime) = &hint.mime_type {
-        symphonia_hint.mime_type(mime);
-    }
-    symphonia::default::get_probe()
-        .probe(
-            &symphonia_hint,
-            stream,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|err| match err {
-            SymphoniaError::IoError(io) if io.kind() != ErrorKind::UnexpectedEof => {
-                DecodeError::Io(io)
-            }
-            SymphoniaError::IoError(_) => {
-                DecodeError::Unsupported("no recognisable audio data".into())
-            }
-            other => DecodeError::Unsupported(other.to_string()),
-        })
-}
-
 /// The name clients see for the source format: the codec, except for plain PCM, where
 /// the container (`wav`, `aiff`, `caf`) says more.
 pub(super) fn format_name(params: &AudioCodecParameters, container: &str) -> String {
@@ -131,4 +110,126 @@ fn container_name(container: &str) -> String {
         "wave" | "riff" => "wav".to_owned(),
         other => other.to_owned(),
     }
+}
+
+/// Whether each packet of `params`' codec decodes on its own, bit-exactly, with no state
+/// carried over from the packets before it (PCM, FLAC, ALAC).
+pub(super) fn is_lossless(params: &AudioCodecParameters) -> bool {
+    params.codec == CODEC_ID_FLAC
+        || params.codec == CODEC_ID_ALAC
+        || symphonia::default::get_codecs()
+            .get_audio_decoder(params.codec)
+            .is_some_and(|registered| registered.codec.info.short_name.starts_with("pcm"))
+}
+
+/// The audio track being decoded, its decoder, and what remains to be trimmed.
+pub(super) struct OpenTrack {
+    pub id: u32,
+    pub codec: TrackDecoder,
+    /// What is left of the gapless trim.
+    pub trim: Trim,
+    /// The gapless trim of the whole stream, from its first frame.
+    pub plan: Trim,
+    /// Unit of the packet timestamps.
+    pub time_base: Option<TimeBase>,
+    /// Timestamp of the track's first frame (negative when it starts with codec delay).
+    pub start_ts: i64,
+    /// Audio to decode and drop before a seek target, for the codec to settle.
+    pub preroll_secs: f64,
+}
+
+/// What opening a track tells about the source before anything is decoded.
+pub(super) struct TrackFacts {
+    pub format_name: String,
+    pub sample_rate_hz: Option<u32>,
+    pub duration_frames: Option<u64>,
+}
+
+/// Selects the default audio track of `reader` and builds its decoder and trim plan.
+pub(super) fn open_track(
+    reader: &dyn FormatReader,
+    edit_list: Option<gapless::EditList>,
+) -> Result<(OpenTrack, TrackFacts), DecodeError> {
+    let track = reader
+        .default_track(TrackType::Audio)
+        .ok_or(DecodeError::NoAudioTrack)?;
+    let Some(CodecParameters::Audio(params)) = &track.codec_params else {
+        return Err(DecodeError::NoAudioTrack);
+    };
+    let container = reader.format_info().short_name;
+    let codec = contain("decoder", || TrackDecoder::try_new(params))??;
+    let rate_hz = codec.output_rate_hz().or(params.sample_rate);
+    let stated = track
+        .num_frames
+        .or_else(|| media_duration_frames(reader, rate_hz?));
+    let (trim, duration_frames) = gapless_plan(edit_list, container, &codec, rate_hz, stated);
+    let facts = TrackFacts {
+        format_name: format_name(params, container),
+        sample_rate_hz: rate_hz,
+        duration_frames,
+    };
+    let open = OpenTrack {
+        id: track.id,
+        codec,
+        plan: trim.clone(),
+        trim,
+        time_base: track.time_base,
+        start_ts: track.start_ts.get(),
+        preroll_secs: seek::preroll_secs(params),
+    };
+    Ok((open, facts))
+}
+
+/// Delay and padding that neither the demuxer nor the codec removes, and the playable
+/// length that results: the MP4 edit list (symphonia reads it but does not apply it), the
+/// Opus pre-skip in Ogg and Matroska (symphonia counts it as audio and only trims the
+/// Ogg end), and the Matroska duration, which bounds the end because its `DiscardPadding`
+/// is not applied (exact to the container's 1 ms precision).
+fn gapless_plan(
+    edit_list: Option<gapless::EditList>,
+    container: &str,
+    codec: &TrackDecoder,
+    rate_hz: Option<u32>,
+    stated_frames: Option<u64>,
+) -> (Trim, Option<u64>) {
+    let pre_skip = codec.pre_skip();
+    let after = |skip: u64| stated_frames.map(|frames| frames.saturating_sub(skip));
+    match (edit_list.zip(rate_hz), container) {
+        (Some((edit_list, rate_hz)), _) => {
+            let (priming, playable) = edit_list.in_frames(rate_hz);
+            (Trim::new(priming, playable), playable.or(after(priming)))
+        }
+        (None, "ogg") => (Trim::new(pre_skip, None), after(pre_skip)),
+        (None, "matroska") => (Trim::new(pre_skip, after(pre_skip)), after(pre_skip)),
+        _ => (Trim::default(), stated_frames),
+    }
+}
+
+/// The container's stated media length in frames at `rate_hz`, when it states one.
+fn media_duration_frames(reader: &dyn FormatReader, rate_hz: u32) -> Option<u64> {
+    let info = reader.media_info();
+    let time = info.time_base?.calc_duration(info.duration?)?;
+    let frames = time.as_secs_f64() * f64::from(rate_hz);
+    (frames.is_finite() && frames < u64::MAX as f64).then(|| frames.round() as u64)
+}
+
+/// The range of decoded frames to keep, honouring the demuxer's trim marks when the codec
+/// did not already apply them (some decoders trim, others leave it to the caller).
+pub(super) fn packet_trim_range(packet: &Packet, decoded: usize) -> std::ops::Range<usize> {
+    let [start, end, kept] = [packet.trim_start, packet.trim_end, packet.dur]
+        .map(|frames| usize::try_from(frames.get()).unwrap_or(usize::MAX));
+    let total = start
+        .checked_add(end)
+        .and_then(|trims| trims.checked_add(kept));
+    match total {
+        Some(total) if start + end > 0 && decoded >= total => start..start + kept,
+        _ => 0..decoded,
+    }
+}
+
+/// Timestamp of the first frame of [`packet_trim_range`]: the packet's own timestamp
+/// moved past the delay it marks for trimming, whoever trims it.
+pub(super) fn first_kept_ts(packet: &Packet) -> i64 {
+    let trim = i64::try_from(packet.trim_start.get()).unwrap_or(i64::MAX);
+    packet.pts.get().saturating_add(trim)
 }

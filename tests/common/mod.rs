@@ -6,7 +6,9 @@
 pub mod decode;
 pub mod fixtures;
 pub mod opus;
+pub mod origin;
 pub mod run;
+pub mod service;
 pub mod signal;
 
 use std::path::PathBuf;
