@@ -2,7 +2,7 @@
 # The HTTP-service load runs recorded in BENCHMARKS.md ("HTTP service under load"): the
 # service against one ffmpeg process per request, as markdown on stdout.
 #
-#   bash benches/load.sh            # about 6 minutes
+#   bash benches/load.sh            # about 5 minutes
 #
 # 1. PCM 48 kHz stereo, 1, 10 and 50 streams, loopback origin at full speed;
 # 2. Ogg Opus 128k, 1 and 10 streams;
