@@ -70,6 +70,10 @@ pub struct Config {
         default_value_t = 60.0
     )]
     pub client_idle_timeout_secs: f64,
+    /// Kernel send buffer of each client connection, in bytes (0 = the system's
+    /// autotuning). Small keeps a pipeline close to its client's pace.
+    #[arg(long, env = "TRANSCODER_SEND_BUFFER_BYTES", default_value_t = 64 * 1024)]
+    pub send_buffer_bytes: usize,
     /// Seconds running streams may go on after SIGTERM before they are aborted.
     #[arg(long, env = "TRANSCODER_DRAIN_TIMEOUT_SECS", default_value_t = 30.0)]
     pub drain_timeout_secs: f64,

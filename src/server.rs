@@ -10,6 +10,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +48,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let closed = CancellationToken::new();
     let drain = tokio::spawn(drain_after(shutdown, Arc::clone(&state), closed.clone()));
+    let send_buffer_bytes = state.config.send_buffer_bytes;
+    let listener =
+        listener.tap_io(move |connection| limit_send_buffer(connection, send_buffer_bytes));
     let listener = IdleWriteListener::new(listener, state.config.client_idle_timeout());
     let server =
         axum::serve(listener, app(state)).with_graceful_shutdown(closed.clone().cancelled_owned());
@@ -56,6 +60,20 @@ pub async fn serve(
     };
     drain.abort();
     result
+}
+
+/// Caps the kernel's send buffer of a client connection. Left to itself it grows to
+/// megabytes, which lets a pipeline run tens of seconds of audio ahead of a client that
+/// plays in real time (costing memory, delaying live filter changes, and taking CPU from
+/// streams still waiting for their first byte); a small buffer passes the client's pace
+/// back to the pipeline.
+fn limit_send_buffer(connection: &mut tokio::net::TcpStream, bytes: usize) {
+    if bytes == 0 {
+        return;
+    }
+    if let Err(error) = socket2::SockRef::from(&*connection).set_send_buffer_size(bytes) {
+        tracing::warn!(%error, "could not limit the send buffer");
+    }
 }
 
 /// Waits for `shutdown`, drains, then fires `closed`.
