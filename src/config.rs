@@ -113,10 +113,13 @@ impl Config {
     }
 }
 
-/// A non-negative number of seconds as a `Duration` (negative or NaN -> zero; huge ->
-/// effectively forever).
+/// Longest setting honoured: a year is "never" for a stream, and keeps every
+/// `Instant + setting` far from overflowing.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// A number of seconds as a `Duration`, within zero (negative or NaN) and [`LONGEST`].
 fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
+    Duration::try_from_secs_f64(value.max(0.0)).map_or(LONGEST, |duration| duration.min(LONGEST))
 }
 
 #[cfg(test)]

@@ -3,11 +3,12 @@
 //! bounded channel of [`JobEvent`]s. A slow reader blocks the thread (and so the source
 //! download) instead of growing a buffer; a panic ends this job only.
 
-use std::io::{Read, Seek, SeekFrom};
+mod watch;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
 use cpu_time::ThreadTime;
@@ -15,9 +16,11 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::{Decoder, FormatHint, MediaSource, SourceInfo};
+use crate::decode::{Decoder, FormatHint, SourceInfo};
 use crate::pipeline::{FilterUpdate, PipelineError, SinkClosed, Summary, Transcode, TranscodeSpec};
 use crate::source::RemoteSource;
+use crate::streams::StreamSlot;
+use watch::{CountingSource, Liveness};
 
 /// Stack of a job thread: enough for the codecs, small enough for hundreds of streams.
 const JOB_STACK_BYTES: usize = 1024 * 1024;
@@ -104,23 +107,30 @@ pub struct Job {
     pub updates: std::sync::mpsc::Sender<FilterUpdate>,
 }
 
-/// Starts a job on its own thread. `cancel` stops it (the client left, or the server
-/// aborts); the source is read under `source_cancel`, a child the stall watchdog fires.
+/// Starts a job on its own thread, which holds `slot` (and keeps the stream reachable
+/// for live changes) until it ends: when the output is complete, when the slot's token
+/// is cancelled (the client left, or the server aborts), or when the client stops
+/// taking output. `source` must have been opened under `source_cancel`, a child of the
+/// slot's token that the stall watchdog fires.
 pub fn spawn(
     source: RemoteSource,
     spec: TranscodeSpec,
     limits: JobLimits,
-    cancel: CancellationToken,
+    slot: StreamSlot,
+    source_cancel: CancellationToken,
 ) -> std::io::Result<Job> {
     let (events_tx, events) = mpsc::channel(OUTPUT_CHUNKS);
     let (updates, updates_rx) = std::sync::mpsc::channel();
+    slot.register(spec.filters.clone(), updates.clone());
     let context = JobContext {
         events: events_tx,
         handle: Handle::current(),
         limits,
-        cancel,
+        cancel: slot.cancel.clone(),
+        source_cancel,
         liveness: Arc::default(),
         stop: std::sync::Mutex::new(None),
+        started_output: std::cell::Cell::new(false),
     };
     let span = tracing::Span::current();
     std::thread::Builder::new()
@@ -129,6 +139,7 @@ pub fn spawn(
         .spawn(move || {
             let _entered = span.enter();
             context.run(source, spec, updates_rx);
+            drop(slot);
         })?;
     Ok(Job { events, updates })
 }
@@ -139,33 +150,10 @@ struct JobContext {
     handle: Handle,
     limits: JobLimits,
     cancel: CancellationToken,
+    source_cancel: CancellationToken,
     liveness: Arc<Liveness>,
     stop: std::sync::Mutex<Option<JobError>>,
-}
-
-/// When the job last decoded audio, and whether it is waiting on its client.
-#[derive(Default)]
-struct Liveness {
-    started: std::sync::OnceLock<Instant>,
-    last_audio_ms: AtomicU64,
-    in_sink: AtomicBool,
-    stalled: AtomicBool,
-}
-
-impl Liveness {
-    fn now_ms(&self) -> u64 {
-        self.started.get_or_init(Instant::now).elapsed().as_millis() as u64
-    }
-
-    fn mark_audio(&self) {
-        self.last_audio_ms.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    /// True when neither audio nor the client has moved for `limit`.
-    fn is_stalled(&self, limit: Duration) -> bool {
-        !self.in_sink.load(Ordering::Relaxed)
-            && self.now_ms() - self.last_audio_ms.load(Ordering::Relaxed) > limit.as_millis() as u64
-    }
+    started_output: std::cell::Cell<bool>,
 }
 
 impl JobContext {
@@ -176,13 +164,12 @@ impl JobContext {
         updates: std::sync::mpsc::Receiver<FilterUpdate>,
     ) {
         let cpu = ThreadTime::now();
-        let counted = CountingSource::new(source);
+        let counted = CountingSource::new(source, Arc::clone(&self.liveness));
         let source_bytes = Arc::clone(&counted.bytes);
-        let source_cancel = self.cancel.child_token();
         self.liveness.mark_audio();
-        self.spawn_watchdog(source_cancel.clone());
+        self.spawn_watchdog();
         let outcome = catch_unwind(AssertUnwindSafe(|| self.transcode(counted, &spec, updates)));
-        source_cancel.cancel();
+        self.source_cancel.cancel();
         let mut report = JobReport {
             source_bytes: source_bytes.load(Ordering::Relaxed),
             cpu_secs: cpu.elapsed().as_secs_f64(),
@@ -200,7 +187,19 @@ impl JobContext {
             Ok(Err(error)) => JobEvent::Failed(self.explain(error), report),
             Err(panic) => JobEvent::Failed(JobError::Panicked(panic_message(&panic)), report),
         };
-        let _ = self.events.blocking_send(event);
+        self.send_final(event);
+    }
+
+    /// Delivers the last event even when the stream is being stopped (so the response
+    /// can tell why), but waits no longer than the client idle timeout: a client that
+    /// takes nothing cannot keep the thread, and its slot, forever.
+    fn send_final(&self, event: JobEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            let idle = self.limits.client_idle_timeout;
+            let _ = self
+                .handle
+                .block_on(async { tokio::time::timeout(idle, self.events.send(event)).await });
+        }
     }
 
     fn transcode(
@@ -236,8 +235,10 @@ impl JobContext {
     }
 
     /// Hands `event` to the response, waiting while the client is slow; gives up when the
-    /// client is gone, idle too long, or the job is cancelled.
+    /// client is gone, idle too long, or the job is cancelled. Once the first chunk is
+    /// out, the thread drops to a lower priority.
     fn send(&self, event: JobEvent) -> Result<(), SinkClosed> {
+        let first_chunk = matches!(event, JobEvent::Chunk(_)) && !self.started_output.get();
         self.liveness.in_sink.store(true, Ordering::Relaxed);
         let idle = self.limits.client_idle_timeout;
         let outcome = self.handle.block_on(async {
@@ -253,6 +254,10 @@ impl JobContext {
         });
         self.liveness.in_sink.store(false, Ordering::Relaxed);
         self.liveness.mark_audio();
+        if first_chunk {
+            self.started_output.set(true);
+            lower_priority_of_this_thread();
+        }
         outcome.map_err(|error| {
             self.remember_stop(error);
             SinkClosed
@@ -295,7 +300,8 @@ impl JobContext {
     }
 
     /// Fires `source_cancel` when the source gives bytes but no audio for too long.
-    fn spawn_watchdog(&self, source_cancel: CancellationToken) {
+    fn spawn_watchdog(&self) {
+        let source_cancel = self.source_cancel.clone();
         let liveness = Arc::clone(&self.liveness);
         let limit = self.limits.stall_timeout;
         self.handle.spawn(async move {
@@ -311,6 +317,29 @@ impl JobContext {
                 }
             }
         });
+    }
+}
+
+/// Niceness of a job thread once its stream has started (0 is the default, 19 lowest).
+const RUNNING_NICENESS: libc::c_int = 10;
+
+/// Lowers the calling thread's scheduling priority: when many streams start at once, the
+/// first output of the new ones (decided on normal-priority threads) goes ahead of the
+/// bulk work of those already playing, which have buffered audio to spare.
+#[allow(unsafe_code)] // FFI: gettid(2) and setpriority(2) on the calling thread only.
+fn lower_priority_of_this_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: both calls take plain integers and touch no memory of ours; on failure
+        // the thread simply keeps its priority.
+        let thread_id = unsafe { libc::gettid() };
+        let _ = unsafe {
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                thread_id as libc::id_t,
+                RUNNING_NICENESS,
+            )
+        };
     }
 }
 
@@ -331,43 +360,4 @@ fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
         .map(|text| (*text).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".to_owned())
-}
-
-/// A remote source that counts the bytes the decoder reads.
-struct CountingSource {
-    inner: RemoteSource,
-    bytes: Arc<AtomicU64>,
-}
-
-impl CountingSource {
-    fn new(inner: RemoteSource) -> Self {
-        Self {
-            inner,
-            bytes: Arc::default(),
-        }
-    }
-}
-
-impl Read for CountingSource {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = self.inner.read(buf)?;
-        self.bytes.fetch_add(read as u64, Ordering::Relaxed);
-        Ok(read)
-    }
-}
-
-impl Seek for CountingSource {
-    fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
-        self.inner.seek(pos)
-    }
-}
-
-impl MediaSource for CountingSource {
-    fn is_seekable(&self) -> bool {
-        self.inner.is_seekable()
-    }
-
-    fn byte_len(&self) -> Option<u64> {
-        self.inner.byte_len()
-    }
 }

@@ -1,6 +1,7 @@
 //! The running streams: a fixed number of slots, and for each running stream the
-//! channel that changes its filters live. A slot is held by a [`StreamSlot`] that lives
-//! as long as the response body, so it is freed when the body ends or the client leaves.
+//! channel that changes its filters live. A slot is held by a [`StreamSlot`] that the
+//! stream's job owns; the response body cancels the job when it ends or the client
+//! leaves, so the slot is freed then.
 
 use std::collections::HashMap;
 use std::sync::mpsc::Sender;
@@ -82,24 +83,17 @@ impl Streams {
         self.lock().get(&id).map(|running| running.filters.clone())
     }
 
-    /// Sends `update` to stream `id` and remembers its filters as the stream's own
-    /// (a refused update is undone by [`Self::restore_filters`]). `false` when the stream
-    /// is not running.
+    /// Sends `update` to stream `id`; `false` when the stream is not running. The
+    /// stream's filters are only recorded once its pipeline confirms the change
+    /// ([`Self::set_filters`]), so a refused change never becomes the base of the next.
     pub fn send_update(&self, id: Uuid, update: FilterUpdate) -> bool {
-        let mut running = self.lock();
-        let Some(stream) = running.get_mut(&id) else {
-            return false;
-        };
-        let filters = update.filters.clone();
-        if stream.updates.send(update).is_err() {
-            return false;
-        }
-        stream.filters = filters;
-        true
+        self.lock()
+            .get(&id)
+            .is_some_and(|stream| stream.updates.send(update).is_ok())
     }
 
-    /// Puts back the filters of stream `id` after its pipeline refused a change.
-    pub fn restore_filters(&self, id: Uuid, filters: Filters) {
+    /// Records the filters stream `id`'s pipeline has confirmed.
+    pub fn set_filters(&self, id: Uuid, filters: Filters) {
         if let Some(stream) = self.lock().get_mut(&id) {
             stream.filters = filters;
         }

@@ -1,7 +1,8 @@
 //! The streamed `200` response of `/transcode`: headers from what the source turned out
 //! to be, then the job's chunks. A job failure after the first byte ABORTS the body, so
-//! no client can take a truncated stream for a complete one. [`StreamRecord`] holds the
-//! stream's slot for as long as the body lives and writes the summary line and metrics.
+//! no client can take a truncated stream for a complete one. [`StreamRecord`] stops the
+//! job when the body goes (which frees the stream's slot) and writes the summary line and
+//! metrics.
 
 use std::sync::Arc;
 
@@ -9,12 +10,12 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use futures_util::stream;
+use tokio_util::sync::DropGuard;
 
 use super::AppState;
 use crate::encode::{OutputFormat, OutputSpec};
 use crate::error::ServiceError;
 use crate::job::{Job, JobError, JobEvent, JobReport, Started};
-use crate::streams::StreamSlot;
 
 /// What the job produced first.
 pub enum FirstOutput {
@@ -45,10 +46,12 @@ impl Outcome {
     }
 }
 
-/// One streaming response's bookkeeping: slot, counters, and the summary at the end.
+/// One streaming response's bookkeeping: stopping the job when the body goes, counters,
+/// and the summary at the end.
 pub struct StreamRecord {
     state: Arc<AppState>,
-    _slot: StreamSlot,
+    /// Stops the job (and frees its slot) when the body goes: ended or client gone.
+    _stop_on_drop: DropGuard,
     format: &'static str,
     source_format: String,
     output_rate_hz: u32,
@@ -60,13 +63,13 @@ impl StreamRecord {
     /// Starts the record of a stream that is about to send its headers.
     pub fn new(
         state: Arc<AppState>,
-        slot: StreamSlot,
+        stop_on_drop: DropGuard,
         output: &OutputSpec,
         started: &Started,
     ) -> Self {
         Self {
             state,
-            _slot: slot,
+            _stop_on_drop: stop_on_drop,
             format: output.format.name(),
             source_format: started.info.format_name.clone(),
             output_rate_hz: output.stream_rate_hz(),
@@ -216,7 +219,11 @@ impl BodyState {
                     .finish(Outcome::Aborted, Some(&report), Some(&error));
                 Some(Err(std::io::Error::other(error.to_string())))
             }
-            JobEvent::Started(_) => None,
+            JobEvent::Started(_) => {
+                let error = JobError::Panicked("the job started twice".into());
+                self.record.finish(Outcome::Aborted, None, Some(&error));
+                Some(Err(std::io::Error::other(error.to_string())))
+            }
         }
     }
 }

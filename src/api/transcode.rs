@@ -22,6 +22,7 @@ use super::response::{FirstOutput, StreamRecord, stream_response};
 use crate::error::{ErrorCode, ServiceError};
 use crate::job::{self, Job, JobEvent, JobLimits};
 use crate::pipeline::FilterUpdate;
+use crate::streams::StreamSlot;
 
 /// How long a PATCH waits for the pipeline to confirm a change. A pipeline blocked by a
 /// slow client confirms late; the change is then still applied before its next block.
@@ -72,19 +73,33 @@ pub async fn patch(
         let patch = read_json_body(&headers, body).and_then(|body| parse_patch(&body))?;
         let filters = patch.apply_to(&current).map_err(|err| err.with_id(id))?;
         let (reply, confirmation) = tokio::sync::oneshot::channel();
-        if !state
-            .streams
-            .send_update(id, FilterUpdate { filters, reply })
-        {
+        let update = FilterUpdate {
+            filters: filters.clone(),
+            reply,
+        };
+        if !state.streams.send_update(id, update) {
             return Err(not_found());
         }
-        match tokio::time::timeout(PATCH_CONFIRM_WAIT, confirmation).await {
-            Ok(Ok(Err(refused))) => {
-                state.streams.restore_filters(id, current);
+        let confirmed = {
+            let state = Arc::clone(&state);
+            async move {
+                let answer = confirmation.await;
+                if let Ok(Ok(())) = answer {
+                    state.streams.set_filters(id, filters);
+                }
+                answer
+            }
+        };
+        // A pipeline blocked by a slow client confirms late: the change is still
+        // recorded (and applied before its next block) by the task left behind.
+        let confirmed = tokio::spawn(confirmed);
+        match tokio::time::timeout(PATCH_CONFIRM_WAIT, confirmed).await {
+            Ok(Ok(Ok(Err(refused)))) => {
                 Err(ServiceError::new(ErrorCode::FilterInvalid, refused.to_string()).with_id(id))
             }
-            Ok(Err(_stream_ended)) => Err(not_found()),
-            Ok(Ok(Ok(()))) | Err(_) => Ok(StatusCode::NO_CONTENT),
+            Ok(Ok(Err(_stream_ended))) => Err(not_found()),
+            Ok(Ok(Ok(Ok(())))) | Err(_) => Ok(StatusCode::NO_CONTENT),
+            Ok(Err(join_error)) => Err(ServiceError::internal(join_error)),
         }
     }
     .await;
@@ -133,7 +148,7 @@ fn read_json_body(
     })
 }
 
-/// Takes a slot, opens the source, starts the job and waits for its first chunk.
+/// Runs one transcode request under its own span, counting and logging a refusal.
 async fn start(
     state: Arc<AppState>,
     id: Uuid,
@@ -146,49 +161,8 @@ async fn start(
         .map_or("unknown", |request| request.spec.output.format.name());
     let result = async {
         let request = request?;
-        if state.is_draining() {
-            return Err(ServiceError::new(
-                ErrorCode::ShuttingDown,
-                "the server is shutting down",
-            ));
-        }
-        let slot = state.streams.try_acquire(id).ok_or_else(|| {
-            let mut error =
-                ServiceError::new(ErrorCode::CapacityExceeded, "all stream slots are busy");
-            error.retry_after_secs = Some(1);
-            error
-        })?;
-        let deadline = tokio::time::Instant::from_std(accepted + state.config.start_timeout());
-        let source = timeout_at(
-            deadline,
-            state
-                .fetcher
-                .open(&request.source_url, slot.cancel.child_token()),
-        )
-        .await
-        .map_err(|_| start_timeout(&state))??;
-        let limits = JobLimits {
-            client_idle_timeout: state.config.client_idle_timeout(),
-            stall_timeout: state.config.stall_timeout(),
-            max_output_secs: state.config.max_duration_secs,
-        };
-        let mut job = job::spawn(source, request.spec.clone(), limits, slot.cancel.clone())
-            .map_err(ServiceError::internal)?;
-        slot.register(request.spec.filters.clone(), job.updates.clone());
-        let (started, first) = first_output(&state, &mut job, deadline).await?;
-        state
-            .metrics
-            .latency_ms
-            .observe(accepted.elapsed().as_secs_f64() * 1000.0);
-        let record = StreamRecord::new(Arc::clone(&state), slot, &request.spec.output, &started);
-        Ok(stream_response(
-            id,
-            record,
-            &request.spec.output,
-            &started,
-            first,
-            job,
-        ))
+        let slot = admit(&state, id)?;
+        launch(&state, id, accepted, request, slot).await
     }
     .instrument(span.clone())
     .await;
@@ -203,6 +177,66 @@ async fn start(
             .inc();
         error
     })
+}
+
+/// A stream slot for request `id`, unless the server is draining or full.
+fn admit(state: &AppState, id: Uuid) -> Result<StreamSlot, ServiceError> {
+    if state.is_draining() {
+        return Err(ServiceError::new(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+        ));
+    }
+    state.streams.try_acquire(id).ok_or_else(|| {
+        let mut error = ServiceError::new(ErrorCode::CapacityExceeded, "all stream slots are busy");
+        error.retry_after_secs = Some(1);
+        error
+    })
+}
+
+/// Opens the source, hands it and the slot to a job, and answers once the first chunk
+/// exists (all within the start timeout).
+async fn launch(
+    state: &Arc<AppState>,
+    id: Uuid,
+    accepted: Instant,
+    request: TranscodeRequest,
+    slot: StreamSlot,
+) -> Result<Response, ServiceError> {
+    let deadline = tokio::time::Instant::from_std(accepted + state.config.start_timeout());
+    let source_cancel = slot.cancel.child_token();
+    let source = timeout_at(
+        deadline,
+        state
+            .fetcher
+            .open(&request.source_url, source_cancel.clone()),
+    )
+    .await
+    .map_err(|_| start_timeout(state))??;
+    let limits = JobLimits {
+        client_idle_timeout: state.config.client_idle_timeout(),
+        stall_timeout: state.config.stall_timeout(),
+        max_output_secs: state.config.max_duration_secs,
+    };
+    // From here the body (or this function's early return) stops the job when dropped.
+    let stop_on_drop = slot.cancel.clone().drop_guard();
+    let spec = request.spec;
+    let mut job = job::spawn(source, spec.clone(), limits, slot, source_cancel)
+        .map_err(ServiceError::internal)?;
+    let (started, first) = first_output(state, &mut job, deadline).await?;
+    state
+        .metrics
+        .latency_ms
+        .observe(accepted.elapsed().as_secs_f64() * 1000.0);
+    let record = StreamRecord::new(Arc::clone(state), stop_on_drop, &spec.output, &started);
+    Ok(stream_response(
+        id,
+        record,
+        &spec.output,
+        &started,
+        first,
+        job,
+    ))
 }
 
 /// Waits for the job's `Started` event and its first chunk (or its end).

@@ -6,12 +6,12 @@
 //! slows the download (TCP flow control does the rest). The task ends with the body, on
 //! cancellation, or when its [`Download`] is dropped.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use prometheus::IntCounter;
 use reqwest::Response;
-use std::sync::Arc;
 use tokio::runtime::Handle;
-
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -1,5 +1,6 @@
 //! Requests: the reqwest client, redirects followed by hand (every hop checked), Range
-//! re-requests, and the translation of HTTP outcomes into [`SourceError`]s.
+//! re-requests, and the translation of HTTP outcomes into [`SourceError`]s (`headers`
+//! reads what the answers say).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::guard::AddressPolicy;
+use super::headers::meta_of;
 use super::remote::RemoteSource;
-use super::resolve::{CheckedResolver, find_forbidden};
-use super::{SourceCounters, SourceError, SourceLimits, SourceMeta};
+use super::resolve::{CheckedResolver, ForbiddenAddress, find_forbidden};
+use super::{SourceCounters, SourceError, SourceLimits};
 
 const USER_AGENT: &str = concat!("rust-transcoder/", env!("CARGO_PKG_VERSION"));
 
@@ -216,10 +218,18 @@ fn success(response: Response) -> Result<Response, SourceError> {
 
 /// A failed request: forbidden when the resolver refused the name, else unreachable.
 fn request_error(err: &reqwest::Error) -> SourceError {
-    if let Some(forbidden) = find_forbidden(err) {
-        return SourceError::Forbidden(forbidden.to_string());
+    match find_forbidden(err) {
+        Some(forbidden) => forbidden_name(forbidden),
+        None => SourceError::Unreachable(describe(err)),
     }
-    SourceError::Unreachable(describe(err))
+}
+
+/// The client learns that the name is refused, not where it points: the address goes
+/// to the log only (the caller's span names the request).
+fn forbidden_name(forbidden: &ForbiddenAddress) -> SourceError {
+    let (host, ip) = (&forbidden.host, forbidden.ip);
+    tracing::warn!(%host, %ip, "refused a source name resolving to a forbidden address");
+    SourceError::Forbidden(forbidden.to_string())
 }
 
 /// An error and all its sources, joined with `: `.
@@ -234,101 +244,44 @@ pub(super) fn describe(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// What the headers of the first response say.
-fn meta_of(response: &Response) -> SourceMeta {
-    let headers = response.headers();
-    let content_length = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
-    SourceMeta {
-        final_url: response.url().clone(),
-        content_type: header_str(headers, header::CONTENT_TYPE).map(str::to_owned),
-        content_length,
-        seekable: content_length.is_some() && accepts_ranges(headers) == Some(true),
-    }
-}
-
-/// `Some(true)` for `Accept-Ranges: bytes`, `Some(false)` for `none`, `None` when absent.
-pub(super) fn accepts_ranges(headers: &HeaderMap) -> Option<bool> {
-    header_str(headers, header::ACCEPT_RANGES).map(|v| v.to_ascii_lowercase().contains("bytes"))
-}
-
-/// The validator for `If-Range`: a strong ETag, else Last-Modified.
-pub(super) fn validator_of(headers: &HeaderMap) -> Option<HeaderValue> {
-    let strong_etag = headers
-        .get(header::ETAG)
-        .filter(|etag| !etag.as_bytes().starts_with(b"W/"));
-    strong_etag
-        .or_else(|| headers.get(header::LAST_MODIFIED))
-        .cloned()
-}
-
-/// Checks that `response` (to a Range request from `start`) continues the same body:
-/// a 206 whose Content-Range starts at `start` and whose total matches `total`.
-pub(super) fn check_partial(
-    response: &Response,
-    start: u64,
-    total: Option<u64>,
-) -> Result<(), SourceError> {
-    if response.status() != StatusCode::PARTIAL_CONTENT {
-        return Err(SourceError::Interrupted(format!(
-            "the source changed or ignores ranges: a Range request got {}",
-            response.status()
-        )));
-    }
-    let range = header_str(response.headers(), header::CONTENT_RANGE).unwrap_or_default();
-    let (first, size) = parse_content_range(range)
-        .ok_or_else(|| SourceError::Interrupted(format!("bad Content-Range {range:?}")))?;
-    let wrong_size = matches!((size, total), (Some(a), Some(b)) if a != b);
-    if first != start || wrong_size {
-        return Err(SourceError::Interrupted(format!(
-            "asked for bytes from {start} of {total:?}, got Content-Range {range:?}"
-        )));
-    }
-    Ok(())
-}
-
-/// `bytes FIRST-LAST/SIZE` (SIZE may be `*`) -> (FIRST, SIZE).
-fn parse_content_range(text: &str) -> Option<(u64, Option<u64>)> {
-    let (span, size) = text.trim().strip_prefix("bytes ")?.split_once('/')?;
-    let (first, _last) = span.trim().split_once('-')?;
-    let size = match size.trim() {
-        "*" => None,
-        size => Some(size.parse().ok()?),
-    };
-    Some((first.trim().parse().ok()?, size))
-}
-
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
-    headers.get(name).and_then(|value| value.to_str().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn content_range_parsing() {
-        assert_eq!(
-            parse_content_range("bytes 100-199/1000"),
-            Some((100, Some(1000)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
-        assert_eq!(parse_content_range("bytes */1000"), None);
-        assert_eq!(parse_content_range("items 1-2/3"), None);
+    /// Collects what a fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
-    fn validators_prefer_strong_etags() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::LAST_MODIFIED,
-            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
-        );
-        headers.insert(header::ETAG, HeaderValue::from_static("W/\"weak\""));
-        assert_eq!(
-            validator_of(&headers).unwrap(),
-            "Wed, 21 Oct 2015 07:28:00 GMT"
-        );
-        headers.insert(header::ETAG, HeaderValue::from_static("\"strong\""));
-        assert_eq!(validator_of(&headers).unwrap(), "\"strong\"");
+    fn a_forbidden_name_logs_its_address_but_does_not_return_it() {
+        let found = ForbiddenAddress {
+            host: "intranet.example".into(),
+            ip: "10.9.8.7".parse().unwrap(),
+        };
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let err = tracing::subscriber::with_default(subscriber, || forbidden_name(&found));
+        let SourceError::Forbidden(message) = err else {
+            panic!("expected Forbidden, got {err:?}");
+        };
+        assert!(message.contains("intranet.example"), "{message}");
+        assert!(!message.contains("10.9.8.7"), "{message}");
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("WARN") && log.contains("10.9.8.7"), "{log}");
     }
 }

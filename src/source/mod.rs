@@ -4,8 +4,9 @@
 //! and addresses are allowed; `resolve`: a DNS resolver that refuses names with any
 //! forbidden answer), follows redirects itself so that every hop is checked, and hands
 //! back a [`RemoteSource`]: a blocking, seekable (HTTP Range) `MediaSource` for the
-//! decoder, fed by a download task through a bounded buffer. Dropped connections are
-//! resumed (`Range` + `If-Range`) or, for endless streams, reconnected.
+//! decoder, fed by a download task through a bounded buffer. A body that drops or goes
+//! silent is resumed where it stopped (`Range` + `If-Range`) when the origin serves
+//! ranges, reconnected when it is a live stream (`icy-*`/`ice-*` headers), else fails.
 //!
 //! Every limit is enforced here, once: connect, start and idle timeouts, redirects,
 //! resumes and the source size. Knows nothing of decoding, the pipeline or the HTTP API.
@@ -13,6 +14,7 @@
 mod download;
 mod fetch;
 mod guard;
+mod headers;
 mod remote;
 mod resolve;
 
@@ -32,7 +34,8 @@ pub struct SourceLimits {
     /// Bound on [`Fetcher::open`] (DNS, connect and response headers, over all redirect
     /// hops) and on each Range re-request.
     pub start_timeout: Duration,
-    /// Longest wait for the next body byte before the source counts as dead.
+    /// Longest wait for the next body byte; then the connection counts as dead (e.g.
+    /// half-open) and is resumed like a dropped one.
     pub read_idle_timeout: Duration,
     /// Largest source accepted. A declared `Content-Length` over it fails at open with
     /// [`SourceError::TooLarge`]. A body without a `Content-Length` (a live stream) has
@@ -40,7 +43,8 @@ pub struct SourceLimits {
     pub max_source_bytes: u64,
     /// Redirects followed per request.
     pub max_redirects: usize,
-    /// Times a dropped body is resumed (or an endless stream reconnected) per source.
+    /// Times a dropped or silent body is resumed (or a live stream reconnected) per
+    /// source.
     pub max_resumes: u32,
 }
 
@@ -122,13 +126,14 @@ pub enum SourceError {
         limit_bytes: u64,
     },
     /// The origin did not answer within the start timeout, or sent no byte for the
-    /// read idle timeout.
+    /// read idle timeout and could not be resumed.
     #[error("source timed out: {0}")]
     Timeout(String),
     /// A seek the origin cannot serve (no Range support, or an unknown length).
     #[error("the source cannot seek there: the origin does not support Range requests")]
     NotSeekable,
-    /// The body broke off and could not be resumed.
+    /// The body broke off and could not be resumed (or, without a length, Range
+    /// support or live headers, restarting it would repeat audio).
     #[error("the source was interrupted: {0}")]
     Interrupted(String),
     /// The cancellation token fired.

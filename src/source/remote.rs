@@ -1,9 +1,10 @@
 //! [`RemoteSource`]: the blocking, seekable reader the decoder pulls bytes from.
 //!
 //! Reads wait on the download task with `Handle::block_on`, bounded by the read idle
-//! timeout and the cancellation token. A body that breaks off is resumed with a Range
-//! request (validated by `If-Range`), an endless stream is reconnected; a truncated
-//! body is never reported as a clean end.
+//! timeout and the cancellation token. A body that breaks off, or goes silent for the
+//! idle timeout (a half-open connection), is resumed with a Range request (validated
+//! by `If-Range`) when the origin can serve one; a live stream is reconnected; anything
+//! else fails. A truncated body is never reported as a clean end.
 
 use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -16,7 +17,8 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use super::download::{Download, Piece};
-use super::fetch::{Fetcher, RangeRequest, accepts_ranges, check_partial, validator_of};
+use super::fetch::{Fetcher, RangeRequest};
+use super::headers::{accepts_ranges, check_partial, looks_live, validator_of};
 use super::{SourceError, SourceMeta};
 use crate::decode::MediaSource;
 
@@ -40,6 +42,8 @@ pub struct RemoteSource {
     /// Whether Range requests work: `Some(true)` advertised or seen, `Some(false)`
     /// refused (`Accept-Ranges: none`), `None` unknown.
     ranges: Option<bool>,
+    /// Whether the origin sent Icecast/Shoutcast (`icy-*`, `ice-*`) headers.
+    live: bool,
     /// The body from `pos` on; `None` after a seek until the next read.
     download: Option<Download>,
     /// The chunk being read and how much of it has been read.
@@ -62,6 +66,7 @@ impl RemoteSource {
     ) -> Self {
         let validator = validator_of(response.headers());
         let ranges = accepts_ranges(response.headers());
+        let live = looks_live(response.headers());
         let bytes = fetcher.counters().bytes.clone();
         let download = Download::start(&handle, response, bytes, cancel.clone());
         Self {
@@ -71,6 +76,7 @@ impl RemoteSource {
             cancel,
             validator,
             ranges,
+            live,
             download: Some(download),
             chunk: Bytes::new(),
             offset: 0,
@@ -113,17 +119,22 @@ impl RemoteSource {
                 let response = self.request_range()?;
                 self.start_download(response);
             }
-            match self.next_piece()? {
-                Some(Ok(chunk)) if chunk.is_empty() => {}
-                Some(Ok(chunk)) => {
+            match self.next_piece() {
+                Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
+                Ok(Some(Ok(chunk))) => {
                     self.check_size(chunk.len())?;
                     self.chunk = chunk;
                     self.offset = 0;
                     return Ok(true);
                 }
-                Some(Err(why)) => self.recover(why)?,
-                None if self.meta.content_length.is_none() => return Ok(false),
-                None => self.recover("the body ended before its Content-Length".into())?,
+                Ok(Some(Err(why))) => self.recover(SourceError::Interrupted(why))?,
+                Ok(None) if self.meta.content_length.is_none() => return Ok(false),
+                Ok(None) => {
+                    let short = "the body ended before its Content-Length".to_owned();
+                    self.recover(SourceError::Interrupted(short))?;
+                }
+                Err(idle @ SourceError::Timeout(_)) => self.recover(idle)?,
+                Err(err) => return Err(err),
             }
         }
     }
@@ -157,33 +168,44 @@ impl RemoteSource {
         })
     }
 
-    /// Continues after the body broke off at `pos`: a Range request for a finite
-    /// source, a reconnect for an endless one; at most `max_resumes` times.
-    fn recover(&mut self, why: String) -> Result<(), SourceError> {
+    /// Continues after the body broke off at `pos` (`cause`: the connection dropped,
+    /// `Interrupted`, or went silent, `Timeout`), at most `max_resumes` times.
+    fn recover(&mut self, cause: SourceError) -> Result<(), SourceError> {
         self.download = None;
         let max_resumes = self.fetcher.limits().max_resumes;
         if self.resumes >= max_resumes {
-            return Err(SourceError::Interrupted(format!(
-                "{why} (gave up after {max_resumes} resumes)"
-            )));
+            let gave_up = format!("gave up after {max_resumes} resumes");
+            return Err(explained(&cause, &gave_up));
         }
         self.resumes += 1;
-        let response = if self.meta.content_length.is_none() {
-            self.reconnect(&why)
-        } else {
-            self.resume(&why)
+        let response = match self.recovery() {
+            Ok(Recovery::Resume) => self.resume(&cause),
+            Ok(Recovery::Reconnect) => self.reconnect(&cause),
+            Err(impossible) => return Err(explained(&cause, impossible)),
         };
-        let response = response.map_err(|err| resume_failed(&why, err))?;
+        let response = response.map_err(|err| resume_failed(&cause, err))?;
         self.fetcher.counters().resumes.inc();
         self.start_download(response);
         Ok(())
     }
 
-    /// An endless stream starts again with a plain GET; what it sent in the gap (the
-    /// time the reconnect took) is lost.
-    fn reconnect(&self, why: &str) -> Result<Response, SourceError> {
+    /// How a broken body can go on, or why it cannot (restarting a source that is not
+    /// live from byte 0 would play its start again in the middle of the output).
+    fn recovery(&self) -> Result<Recovery, &'static str> {
+        match (self.meta.content_length, self.ranges) {
+            (None, _) if self.live => Ok(Recovery::Reconnect),
+            (None, Some(true)) => Ok(Recovery::Resume),
+            (None, _) => Err("a source without a length, Range support or live headers"),
+            (Some(_), Some(false)) => Err("the origin refuses Range requests"),
+            (Some(_), _) => Ok(Recovery::Resume),
+        }
+    }
+
+    /// A live stream starts again with a plain GET; what it sent in the gap (the time
+    /// the reconnect took) is lost.
+    fn reconnect(&self, cause: &SourceError) -> Result<Response, SourceError> {
         let url = &self.meta.final_url;
-        tracing::warn!(%url, position = self.pos, "live source dropped ({why}); reconnecting");
+        tracing::warn!(%url, position = self.pos, "live source broke off ({cause}); reconnecting");
         let dropped_at = Instant::now();
         let response = self.block(self.fetcher.get(url.clone(), None))?;
         let gap_ms = dropped_at.elapsed().as_millis();
@@ -191,16 +213,11 @@ impl RemoteSource {
         Ok(response)
     }
 
-    /// A finite source continues from `pos` with a Range request, unless the origin
-    /// refuses ranges (restarting from 0 would repeat audio).
-    fn resume(&mut self, why: &str) -> Result<Response, SourceError> {
-        if self.ranges == Some(false) {
-            let refused = "the origin refuses Range requests";
-            return Err(SourceError::Interrupted(refused.to_owned()));
-        }
+    /// The body continues from `pos` with a Range request.
+    fn resume(&mut self, cause: &SourceError) -> Result<Response, SourceError> {
         let url = &self.meta.final_url;
         let attempt = self.resumes;
-        tracing::warn!(%url, position = self.pos, attempt, "source dropped ({why}); resuming");
+        tracing::warn!(%url, position = self.pos, attempt, "source broke off ({cause}); resuming");
         self.request_range()
     }
 
@@ -296,12 +313,30 @@ impl RemoteSource {
     }
 }
 
-/// A failed resume ends the stream as `Interrupted` (or `Cancelled`).
-fn resume_failed(why: &str, err: SourceError) -> SourceError {
+/// How a body that broke off goes on.
+enum Recovery {
+    /// A Range request from where it stopped (`If-Range` validated).
+    Resume,
+    /// A live stream: a new GET, losing what was sent in the gap.
+    Reconnect,
+}
+
+/// A failed resume ends the stream like its `cause` (or as `Cancelled`).
+fn resume_failed(cause: &SourceError, err: SourceError) -> SourceError {
     match err {
         SourceError::Cancelled => err,
-        SourceError::Interrupted(detail) => SourceError::Interrupted(format!("{why}; {detail}")),
-        err => SourceError::Interrupted(format!("{why}; resuming failed: {err}")),
+        SourceError::Interrupted(detail) => explained(cause, &detail),
+        err => explained(cause, &format!("resuming failed: {err}")),
+    }
+}
+
+/// `cause` with `detail` added: an idle timeout stays a `Timeout`, a drop is
+/// `Interrupted`.
+fn explained(cause: &SourceError, detail: &str) -> SourceError {
+    match cause {
+        SourceError::Timeout(why) => SourceError::Timeout(format!("{why}; {detail}")),
+        SourceError::Interrupted(why) => SourceError::Interrupted(format!("{why}; {detail}")),
+        other => SourceError::Interrupted(format!("{other}; {detail}")),
     }
 }
 

@@ -13,13 +13,14 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::guard::AddressPolicy;
 
-/// The resolver error for a name with a forbidden answer.
+/// The resolver error for a name with a forbidden answer. Its text leaves the address
+/// out: it reaches the client, and must not map internal DNS for it.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {ip}, which is not a public address")]
+#[error("{host} resolves to a forbidden address")]
 pub(crate) struct ForbiddenAddress {
     /// The name that was resolved.
     pub(crate) host: String,
-    /// The first forbidden answer.
+    /// The first forbidden answer (for the log only).
     pub(crate) ip: IpAddr,
 }
 
@@ -126,6 +127,18 @@ mod tests {
         assert_eq!(
             resolve(&["93.184.215.14"], "a.example").map(|a| a.len()),
             Ok(1)
+        );
+    }
+
+    #[test]
+    fn the_error_text_does_not_name_the_address() {
+        let found = ForbiddenAddress {
+            host: "intranet.example".into(),
+            ip: "10.9.8.7".parse().unwrap(),
+        };
+        assert_eq!(
+            found.to_string(),
+            "intranet.example resolves to a forbidden address"
         );
     }
 

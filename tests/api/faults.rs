@@ -294,3 +294,29 @@ async fn a_slow_client_keeps_memory_flat_and_the_source_read_bounded() {
     );
     eprintln!("{ahead:.0} B ahead (allowed {allowed:.0}), origin sent {sent} of {flac_len} B");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_sending_bytes_without_audio_is_stalled_before_the_read_idle_timeout() {
+    let origin = Origin::start();
+    // A real MP3's first 8 KiB, then zeros that the demuxer keeps scanning for a frame.
+    let mp3 = std::fs::read(super::common::fixture_path("mp3_vbr_q4.mp3")).unwrap();
+    let mut blob = mp3[..8 * 1024].to_vec();
+    blob.resize(blob.len() + 4 * 1024 * 1024, 0);
+    origin.add_blob("junk_tail.mp3", blob);
+    let url = origin.url(
+        "junk_tail.mp3",
+        Behaviour::Drip {
+            bytes_per_sec: 64 * 1024,
+        },
+    );
+    let service = Service::start(&["--stall-timeout-secs", "1"]);
+    let response = start_pcm(&service.base_url(), &url, 48_000, 2).await;
+    let started = Instant::now();
+    let end = body_end(response).await;
+    assert!(matches!(end, BodyEnd::Aborted(_)), "{end:?}");
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "aborted after {elapsed:?}, not by the 1 s stall timeout"
+    );
+}

@@ -46,9 +46,16 @@ pub enum Behaviour {
         /// Sending rate.
         bytes_per_sec: usize,
     },
-    /// Like `Ranges`, but only the first `after` bytes are sent, then the body hangs.
+    /// Like `Ranges`, but every response hangs at byte `after` of the file (a resumed
+    /// request from there on hangs at once): an origin that is stuck.
     Stall {
-        /// Bytes sent before hanging.
+        /// Where the body hangs.
+        after: usize,
+    },
+    /// Like `Ranges`, but the first response hangs after `after` bytes (a half-open
+    /// connection); later requests are served whole.
+    StallOnce {
+        /// Bytes sent before the first response hangs.
         after: usize,
     },
     /// Declares the full length, sends `after` bytes, then drops the connection.
@@ -60,11 +67,16 @@ pub enum Behaviour {
         /// Die on every request, or on the first request only.
         every_request: bool,
     },
-    /// An endless-stream stand-in: chunked, the first connection drops after `after`
-    /// bytes, later requests get the whole body.
+    /// A body without a Content-Length (chunked) whose first connection drops after
+    /// `after` bytes; later requests get the whole body (from the Range start, when
+    /// ranges are supported).
     LiveDrop {
         /// Bytes sent before the first connection drops.
         after: usize,
+        /// Whether Range requests are supported (as `Ranges`, without the length).
+        ranges: bool,
+        /// Whether the response carries an `icy-name` header, like an Icecast stream.
+        icy: bool,
     },
     /// Answer with this status and a short text body.
     Status(u16),
@@ -208,43 +220,58 @@ async fn serve(State(shared): State<Arc<Shared>>, request: Request) -> Response 
         .and_then(|q| q.strip_prefix("hop="))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let plan = match behaviour {
-        Behaviour::Status(code) => return status(code),
-        Behaviour::RedirectTo(location) => return redirect(&location),
+    let plan = match plan_of(&name, behaviour, hit, hop) {
+        Ok(plan) => plan,
+        Err(response) => return *response,
+    };
+    let Some(data) = content(&shared, &name) else {
+        return status(404);
+    };
+    respond(&shared.sent, &name, data, &plan, &recorded)
+}
+
+/// How to answer hit number `hit` (from 0) of a route, at redirect hop `hop`: a body
+/// plan, or a complete response.
+fn plan_of(
+    name: &str,
+    behaviour: Behaviour,
+    hit: usize,
+    hop: usize,
+) -> Result<Plan, Box<Response>> {
+    Ok(match behaviour {
+        Behaviour::Status(code) => return Err(Box::new(status(code))),
+        Behaviour::RedirectTo(location) => return Err(Box::new(redirect(&location))),
         Behaviour::Redirects(hops) if hop < hops => {
-            return redirect(&format!("{name}?hop={}", hop + 1));
+            return Err(Box::new(redirect(&format!("{name}?hop={}", hop + 1))));
         }
         Behaviour::Plain => Plan::new(false),
         Behaviour::Ranges | Behaviour::Redirects(_) => Plan::new(true),
-        Behaviour::Chunked => Plan {
-            chunked: true,
-            ..Plan::new(false)
-        },
+        Behaviour::Chunked => Plan::new(false).chunked(),
         Behaviour::Drip { bytes_per_sec } => Plan {
             drip: Some(bytes_per_sec),
             ..Plan::new(true)
         },
-        Behaviour::Stall { after } => Plan::new(true).cut(after, Tail::Stall),
+        Behaviour::Stall { after } => Plan::new(true).cut_at(after, Tail::Stall),
+        Behaviour::StallOnce { after } if hit == 0 => Plan::new(true).cut(after, Tail::Stall),
+        Behaviour::StallOnce { .. } => Plan::new(true),
         Behaviour::Die {
             after,
             ranges,
             every_request,
         } if every_request || hit == 0 => Plan::new(ranges).cut(after, Tail::Die),
         Behaviour::Die { ranges, .. } => Plan::new(ranges),
-        Behaviour::LiveDrop { after } if hit == 0 => Plan {
-            chunked: true,
-            ..Plan::new(false)
+        Behaviour::LiveDrop { after, ranges, icy } => {
+            let plan = Plan {
+                icy,
+                ..Plan::new(ranges).chunked()
+            };
+            if hit == 0 {
+                plan.cut(after, Tail::Die)
+            } else {
+                plan
+            }
         }
-        .cut(after, Tail::Die),
-        Behaviour::LiveDrop { .. } => Plan {
-            chunked: true,
-            ..Plan::new(false)
-        },
-    };
-    let Some(data) = content(&shared, &name) else {
-        return status(404);
-    };
-    respond(&shared.sent, &name, data, &plan, &recorded)
+    })
 }
 
 /// The route for `/r{ID}/{NAME}`: its name, behaviour and how often it was hit before.

@@ -1,5 +1,7 @@
 //! Reading through the loopback origin: whole bodies, redirects, statuses, limits,
-//! resumes after mid-body death, stalls, cancellation and the bounded read-ahead.
+//! resumes after mid-body death or a half-open connection, bodies without a length
+//! (resumed, reconnected when live, else interrupted), stalls, cancellation and the
+//! bounded read-ahead.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -175,23 +177,76 @@ fn death_without_range_support_is_interrupted() {
     assert_eq!(client.counters.resumes.get(), 0);
 }
 
-#[test]
-fn a_dropped_live_stream_is_reconnected() {
+/// Reads a source without a length whose first connection drops after 10 000 bytes.
+fn read_length_less_drop(
+    ranges: bool,
+    icy: bool,
+) -> (Origin, Client, Result<Vec<u8>, SourceError>) {
     let origin = Origin::start();
     let client = Client::loopback();
-    let mut source = client
-        .open(&origin.url(FLAC, Behaviour::LiveDrop { after: 10_000 }))
-        .unwrap();
-    let bytes = read_all(&mut source).unwrap();
+    let drop = Behaviour::LiveDrop {
+        after: 10_000,
+        ranges,
+        icy,
+    };
+    let mut source = client.open(&origin.url(FLAC, drop)).unwrap();
+    assert_eq!(source.meta().content_length, None);
+    let outcome = read_all(&mut source);
+    (origin, client, outcome)
+}
+
+#[test]
+fn a_dropped_live_stream_is_reconnected() {
+    let (origin, client, outcome) = read_length_less_drop(false, true);
+    let bytes = outcome.unwrap();
     let expected = flac_bytes();
     assert!(bytes[..10_000] == expected[..10_000] && bytes[10_000..] == expected[..]);
     assert_eq!(client.counters.resumes.get(), 1);
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests.iter().all(|request| request.range.is_none()));
+}
+
+#[test]
+fn a_dropped_body_without_a_length_is_resumed_in_place_when_ranges_work() {
+    let (origin, client, outcome) = read_length_less_drop(true, false);
+    assert!(outcome.unwrap() == flac_bytes(), "not byte-exact");
+    assert_eq!(client.counters.resumes.get(), 1);
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[1].range.as_deref(), Some("bytes=10000-"));
+    let etag = format!("\"v1-{}\"", flac_bytes().len());
+    assert_eq!(requests[1].if_range.as_deref(), Some(etag.as_str()));
+}
+
+#[test]
+fn a_dropped_body_without_a_length_ranges_or_live_headers_is_interrupted() {
+    let (origin, client, outcome) = read_length_less_drop(false, false);
+    let err = outcome.unwrap_err();
+    assert!(matches!(err, SourceError::Interrupted(_)), "{err:?}");
+    assert_eq!(client.counters.resumes.get(), 0);
+    assert_eq!(origin.requests().len(), 1, "not restarted from byte 0");
+}
+
+#[test]
+fn a_half_open_connection_is_resumed_after_the_idle_timeout() {
+    let origin = Origin::start();
+    let limits = SourceLimits {
+        read_idle_timeout: Duration::from_millis(300),
+        ..test_limits()
+    };
+    let client = Client::new(limits, "127.0.0.1/32");
+    let url = origin.url(FLAC, Behaviour::StallOnce { after: 10_000 });
+    let mut source = client.open(&url).unwrap();
     assert!(
-        origin
-            .requests()
-            .iter()
-            .all(|request| request.range.is_none())
+        read_all(&mut source).unwrap() == flac_bytes(),
+        "not byte-exact"
     );
+    assert_eq!(client.counters.resumes.get(), 1);
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert_eq!(requests[1].range.as_deref(), Some("bytes=10000-"));
+    assert!(requests[1].if_range.is_some(), "the resume is validated");
 }
 
 #[test]
@@ -212,6 +267,16 @@ fn a_stalled_body_times_out() {
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
+    );
+    // Each silence was taken for a half-open connection and resumed, up to the limit.
+    assert_eq!(client.counters.resumes.get(), 3);
+    let requests = origin.requests();
+    assert_eq!(requests.len(), 4, "{requests:?}");
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|request| request.range.as_deref() == Some("bytes=1000-")),
+        "{requests:?}"
     );
 }
 

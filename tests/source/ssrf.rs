@@ -12,9 +12,10 @@ fn settle() {
     std::thread::sleep(Duration::from_millis(200));
 }
 
-fn assert_forbidden(client: &Client, url: &str) {
+/// Expects `url` to be refused as forbidden; returns the message.
+fn assert_forbidden(client: &Client, url: &str) -> String {
     match client.refused(url) {
-        SourceError::Forbidden(_) => {}
+        SourceError::Forbidden(message) => message,
         other => panic!("{url}: expected Forbidden, got {other:?}"),
     }
 }
@@ -66,16 +67,19 @@ fn names_with_any_forbidden_answer_are_refused_without_connecting() {
     ])
     .otherwise("127.0.0.1");
     let client = Client::new(test_limits(), "").with_names(names);
-    for name in [
-        "private.test",
-        "loopback.test",
-        "mapped.test",
-        "mixed.test",
-        "mixed-v6.test",
-        "foo.localhost",
-        "anything.example",
+    for (name, address) in [
+        ("private.test", "10.1.2.3"),
+        ("loopback.test", "127.0.0.1"),
+        ("mapped.test", "127.0.0.1"),
+        ("mixed.test", "127.0.0.1"),
+        ("mixed-v6.test", "fd00::1"),
+        ("foo.localhost", "127.0.0.1"),
+        ("anything.example", "127.0.0.1"),
     ] {
-        assert_forbidden(&client, &format!("http://{name}:{p}/a.mp3"));
+        let message = assert_forbidden(&client, &format!("http://{name}:{p}/a.mp3"));
+        // The client learns the name is refused, not where internal DNS points.
+        assert!(message.contains(name), "{message}");
+        assert!(!message.contains(address), "{name}: {message}");
     }
     settle();
     assert_eq!(canary.connections(), 0);

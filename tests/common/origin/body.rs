@@ -20,8 +20,13 @@ pub(super) struct Plan {
     pub(super) chunked: bool,
     /// Send at most this many bytes, then `tail`.
     pub(super) limit: Option<usize>,
+    /// Whether `limit` counts from byte 0 of the data rather than from the requested
+    /// start.
+    pub(super) absolute: bool,
     pub(super) tail: Tail,
     pub(super) drip: Option<usize>,
+    /// Send an `icy-name` header, like an Icecast stream.
+    pub(super) icy: bool,
 }
 
 /// What follows the bytes sent.
@@ -41,9 +46,17 @@ impl Plan {
             ranges,
             chunked: false,
             limit: None,
+            absolute: false,
             tail: Tail::Complete,
             drip: None,
+            icy: false,
         }
+    }
+
+    /// Without a Content-Length (chunked transfer encoding).
+    pub(super) fn chunked(mut self) -> Self {
+        self.chunked = true;
+        self
     }
 
     /// Only the first `after` bytes, then `tail`.
@@ -51,6 +64,15 @@ impl Plan {
         self.limit = Some(after);
         self.tail = tail;
         self
+    }
+
+    /// Only the data before byte `at` of the whole (whatever the requested start),
+    /// then `tail`.
+    pub(super) fn cut_at(self, at: usize, tail: Tail) -> Self {
+        Self {
+            absolute: true,
+            ..self.cut(at, tail)
+        }
     }
 }
 
@@ -64,6 +86,9 @@ pub(super) fn respond(
 ) -> Response {
     let etag = format!("\"v1-{}\"", data.len());
     let mut builder = Response::builder().header(header::CONTENT_TYPE, content_type(name));
+    if plan.icy {
+        builder = builder.header("icy-name", "Loopback Radio");
+    }
     let mut start = 0;
     if plan.ranges {
         builder = builder
@@ -93,7 +118,14 @@ pub(super) fn respond(
     if !plan.chunked {
         builder = builder.header(header::CONTENT_LENGTH, body.len());
     }
-    let sent_part = body.slice(..plan.limit.map_or(body.len(), |limit| limit.min(body.len())));
+    let limit = plan.limit.map(|limit| {
+        if plan.absolute {
+            limit.saturating_sub(start)
+        } else {
+            limit
+        }
+    });
+    let sent_part = body.slice(..limit.map_or(body.len(), |limit| limit.min(body.len())));
     builder
         .body(Body::from_stream(body_stream(sent, sent_part, plan)))
         .unwrap()
