@@ -141,3 +141,51 @@ async fn patch_answers_404_for_unknown_streams_and_400_for_bad_values() {
     assert_eq!(good.status(), 204);
     drop(response);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_speed_patch_shortens_the_rest_of_the_stream_and_keeps_the_pitch() {
+    let origin = Origin::start();
+    let service = Service::start(&[]);
+    let url = long_tone(&origin);
+    let mut response = reqwest::Client::new()
+        .post(format!("{}/transcode", service.base_url()))
+        .json(&json!({"source_url": url, "output_format": "pcm", "channels": 1}))
+        .send()
+        .await
+        .unwrap();
+    let id = response.headers()["x-transcode-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let mut body = response.chunk().await.unwrap().unwrap().to_vec();
+    let answer = patch(&service, &id, json!({"filters": {"speed": 2.0}})).await;
+    assert_eq!(answer.status(), 204);
+    let read_at_patch = body.len() / 2;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        body.extend_from_slice(&chunk);
+    }
+    let samples: Vec<f32> = body
+        .chunks_exact(2)
+        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    // Whatever was produced before the change plays at speed 1, the rest at speed 2:
+    // the whole is shorter than the source and at least half of it.
+    let source_frames = TONE_SECS * f64::from(RATE);
+    let frames = samples.len() as f64;
+    assert!(
+        frames < source_frames * 0.95 && frames >= source_frames / 2.0 - f64::from(RATE) * 0.1,
+        "{frames} frames from a {source_frames}-frame source at speed 2 after frame {read_at_patch}"
+    );
+    let tail = &samples[samples.len() - 2 * WINDOW_FRAMES..];
+    let pitch = common::signal::dominant_frequency_hz(tail, RATE);
+    assert!(
+        (pitch / 440.0 - 1.0).abs() < 0.01,
+        "{pitch} Hz after the speed change"
+    );
+    let level = rms_dbfs(tail);
+    let before = rms_dbfs(&samples[..WINDOW_FRAMES]);
+    assert!(
+        (level - before).abs() < 0.5,
+        "level {before:.2} -> {level:.2} dBFS"
+    );
+}
