@@ -137,6 +137,8 @@ mod happy;
 mod lifecycle;
 #[path = "api/live.rs"]
 mod live;
+#[path = "api/observe.rs"]
+mod observe;
 #[path = "api/ssrf.rs"]
 mod ssrf;
 

@@ -55,6 +55,11 @@ impl AppState {
     /// State for `config` with a given fetcher (tests inject name resolution).
     pub fn with_fetcher(config: Config, fetcher: Fetcher) -> anyhow::Result<Arc<Self>> {
         let metrics = Metrics::try_new()?;
+        // Every code's series exists from the start (at 0), so rates and alerts work
+        // before the first error.
+        for code in ErrorCode::ALL {
+            metrics.errors_total.with_label_values(&[code.as_str()]);
+        }
         Ok(Arc::new(Self {
             fetcher: fetcher.with_counters(metrics.source_counters()),
             streams: Streams::new(config.max_streams, metrics.active_streams.clone()),

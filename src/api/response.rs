@@ -57,6 +57,8 @@ pub struct StreamRecord {
     output_rate_hz: u32,
     output_bytes: u64,
     done: bool,
+    /// The request's span: the body is polled outside it, so its lines enter it.
+    span: tracing::Span,
 }
 
 impl StreamRecord {
@@ -75,6 +77,7 @@ impl StreamRecord {
             output_rate_hz: output.stream_rate_hz(),
             output_bytes: 0,
             done: false,
+            span: tracing::Span::current(),
         }
     }
 
@@ -111,6 +114,7 @@ impl StreamRecord {
                 .with_label_values(&[code.as_str()])
                 .inc();
         }
+        let _entered = self.span.enter();
         tracing::info!(
             outcome = outcome.label(),
             source_format = %self.source_format,
@@ -214,7 +218,9 @@ impl BodyState {
                 None
             }
             JobEvent::Failed(error, report) => {
-                tracing::warn!(%error, "stream failed after its first byte; aborting the body");
+                self.record.span.in_scope(|| {
+                    tracing::warn!(%error, "stream failed after its first byte; aborting the body");
+                });
                 self.record
                     .finish(Outcome::Aborted, Some(&report), Some(&error));
                 Some(Err(std::io::Error::other(error.to_string())))

@@ -50,11 +50,9 @@ async fn patch(service: &Service, id: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_volume_patch_changes_the_rest_of_the_stream_smoothly() {
-    let origin = Origin::start();
-    let service = Service::start(&[]);
-    let url = long_tone(&origin);
+/// Starts a mono PCM stream of `url`, reads its first chunk and returns the response,
+/// its transcode id and the bytes read so far.
+async fn start_mono_pcm(service: &Service, url: &str) -> (reqwest::Response, String, Vec<u8>) {
     let mut response = reqwest::Client::new()
         .post(format!("{}/transcode", service.base_url()))
         .json(&json!({"source_url": url, "output_format": "pcm", "channels": 1}))
@@ -66,18 +64,29 @@ async fn a_volume_patch_changes_the_rest_of_the_stream_smoothly() {
         .to_str()
         .unwrap()
         .to_owned();
-    let mut body = Vec::new();
-    body.extend_from_slice(&response.chunk().await.unwrap().unwrap());
-    let answer = patch(&service, &id, json!({"filters": {"volume": 0.5}})).await;
-    assert_eq!(answer.status(), 204);
-    let read_at_patch = body.len() / 2;
+    let first = response.chunk().await.unwrap().unwrap().to_vec();
+    (response, id, first)
+}
+
+/// Reads the rest of `response` after `body` and returns all of it as samples.
+async fn read_samples(mut response: reqwest::Response, mut body: Vec<u8>) -> Vec<f32> {
     while let Some(chunk) = response.chunk().await.unwrap() {
         body.extend_from_slice(&chunk);
     }
-    let samples: Vec<f32> = body
-        .chunks_exact(2)
+    body.chunks_exact(2)
         .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_volume_patch_changes_the_rest_of_the_stream_smoothly() {
+    let origin = Origin::start();
+    let service = Service::start(&[]);
+    let (response, id, body) = start_mono_pcm(&service, &long_tone(&origin)).await;
+    let answer = patch(&service, &id, json!({"filters": {"volume": 0.5}})).await;
+    assert_eq!(answer.status(), 204);
+    let read_at_patch = body.len() / 2;
+    let samples = read_samples(response, body).await;
     assert_eq!(samples.len(), (TONE_SECS * f64::from(RATE)) as usize);
     let before = rms_dbfs(&samples[..WINDOW_FRAMES]);
     let after = rms_dbfs(&samples[samples.len() - WINDOW_FRAMES..]);
@@ -146,28 +155,11 @@ async fn patch_answers_404_for_unknown_streams_and_400_for_bad_values() {
 async fn a_speed_patch_shortens_the_rest_of_the_stream_and_keeps_the_pitch() {
     let origin = Origin::start();
     let service = Service::start(&[]);
-    let url = long_tone(&origin);
-    let mut response = reqwest::Client::new()
-        .post(format!("{}/transcode", service.base_url()))
-        .json(&json!({"source_url": url, "output_format": "pcm", "channels": 1}))
-        .send()
-        .await
-        .unwrap();
-    let id = response.headers()["x-transcode-id"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let mut body = response.chunk().await.unwrap().unwrap().to_vec();
+    let (response, id, body) = start_mono_pcm(&service, &long_tone(&origin)).await;
     let answer = patch(&service, &id, json!({"filters": {"speed": 2.0}})).await;
     assert_eq!(answer.status(), 204);
     let read_at_patch = body.len() / 2;
-    while let Some(chunk) = response.chunk().await.unwrap() {
-        body.extend_from_slice(&chunk);
-    }
-    let samples: Vec<f32> = body
-        .chunks_exact(2)
-        .map(|b| f32::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
-        .collect();
+    let samples = read_samples(response, body).await;
     // Whatever was produced before the change plays at speed 1, the rest at speed 2:
     // the whole is shorter than the source and at least half of it.
     let source_frames = TONE_SECS * f64::from(RATE);

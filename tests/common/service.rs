@@ -117,10 +117,8 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `rust-transcoder serve` with `flags`, waiting until it listens.
     pub fn start(flags: &[&str]) -> Self {
-        // The test's own reqwest clients need a TLS provider; an in-process service
-        // installs it (`Fetcher::try_new`), a child process does not.
-        let _already_installed = rustls::crypto::ring::default_provider().install_default();
-        let mut child = super::cli()
+        let mut command = super::cli();
+        command
             .args([
                 "serve",
                 "--bind",
@@ -128,7 +126,17 @@ impl ServiceProcess {
                 "--allow-nets",
                 "127.0.0.0/8",
             ])
-            .args(flags)
+            .args(flags);
+        Self::spawn(command)
+    }
+
+    /// Starts `command` (the binary with its arguments and environment), waiting until
+    /// it listens.
+    pub fn spawn(mut command: std::process::Command) -> Self {
+        // The test's own reqwest clients need a TLS provider; an in-process service
+        // installs it (`Fetcher::try_new`), a child process does not.
+        let _already_installed = rustls::crypto::ring::default_provider().install_default();
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
