@@ -205,72 +205,59 @@ impl From<&SourceError> for ServiceError {
     }
 }
 
-impl From<DecodeError> for ServiceError {
-    fn from(error: DecodeError) -> Self {
-        match error {
-            DecodeError::Io(io) => match source_error(&io) {
-                Some(SourceError::NotSeekable) => Self::new(
-                    ErrorCode::UnsupportedFormat,
-                    "this file needs seeking (e.g. an m4a with its index at the end) and the \
-                     source does not support HTTP Range requests",
-                ),
-                Some(source) => Self::from(source),
-                None => Self::new(
-                    ErrorCode::SourceUnreachable,
-                    format!("reading the source failed: {io}"),
-                ),
-            },
-            other => Self::new(ErrorCode::UnsupportedFormat, other.to_string()),
+impl From<&DecodeError> for ServiceError {
+    fn from(error: &DecodeError) -> Self {
+        let DecodeError::Io(io) = error else {
+            return Self::new(ErrorCode::UnsupportedFormat, error.to_string());
+        };
+        match source_error(io) {
+            Some(SourceError::NotSeekable) => Self::new(
+                ErrorCode::UnsupportedFormat,
+                "this file needs seeking (e.g. an m4a with its index at the end) and the \
+                 source does not support HTTP Range requests",
+            ),
+            Some(source) => Self::from(source),
+            None => Self::new(
+                ErrorCode::SourceUnreachable,
+                format!("reading the source failed: {io}"),
+            ),
         }
     }
 }
 
-impl From<PipelineError> for ServiceError {
-    fn from(error: PipelineError) -> Self {
-        match error {
-            PipelineError::Decode(decode) => Self::from(decode),
+impl From<&PipelineError> for ServiceError {
+    fn from(error: &PipelineError) -> Self {
+        let code = match error {
+            PipelineError::Decode(decode) => return Self::from(decode),
             PipelineError::Encode(EncodeError::InvalidSpec(message)) => {
-                Self::new(ErrorCode::InvalidRequest, message)
+                return Self::new(ErrorCode::InvalidRequest, message.clone());
             }
-            PipelineError::Encode(other) => Self::internal(other),
-            PipelineError::Filter(config) => {
-                Self::new(ErrorCode::FilterInvalid, config.to_string())
+            PipelineError::Encode(_) | PipelineError::SinkClosed => {
+                return Self::internal(error);
             }
-            PipelineError::InvalidTime { .. } => {
-                Self::new(ErrorCode::InvalidRequest, error.to_string())
-            }
-            PipelineError::StartBeyondEnd { .. } => {
-                Self::new(ErrorCode::RangeInvalid, error.to_string())
-            }
-            PipelineError::SinkClosed => Self::internal("the output receiver went away"),
-        }
-    }
-}
-
-impl From<JobError> for ServiceError {
-    fn from(error: JobError) -> Self {
-        match error {
-            JobError::Pipeline(pipeline) => Self::from(pipeline),
-            other => Self::from(&other),
-        }
+            PipelineError::Filter(_) => ErrorCode::FilterInvalid,
+            PipelineError::InvalidTime { .. } => ErrorCode::InvalidRequest,
+            PipelineError::StartBeyondEnd { .. } => ErrorCode::RangeInvalid,
+        };
+        Self::new(code, error.to_string())
     }
 }
 
 impl From<&JobError> for ServiceError {
     fn from(error: &JobError) -> Self {
         let code = match error {
-            JobError::Pipeline(PipelineError::Decode(DecodeError::Io(io))) => {
-                return source_error(io).map_or_else(
-                    || Self::new(ErrorCode::SourceUnreachable, error.to_string()),
-                    Self::from,
-                );
-            }
-            JobError::Pipeline(_) => ErrorCode::UnsupportedFormat,
+            JobError::Pipeline(pipeline) => return Self::from(pipeline),
             JobError::Stalled(_) | JobError::ClientIdle(_) => ErrorCode::Timeout,
             JobError::DurationLimit(_) => ErrorCode::SourceTooLarge,
             JobError::Stopped => ErrorCode::ShuttingDown,
             JobError::Panicked(_) => return Self::internal(error),
         };
         Self::new(code, error.to_string())
+    }
+}
+
+impl From<JobError> for ServiceError {
+    fn from(error: JobError) -> Self {
+        Self::from(&error)
     }
 }

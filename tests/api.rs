@@ -139,6 +139,8 @@ mod lifecycle;
 mod live;
 #[path = "api/observe.rs"]
 mod observe;
+#[path = "api/refusals.rs"]
+mod refusals;
 #[path = "api/ssrf.rs"]
 mod ssrf;
 

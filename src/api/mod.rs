@@ -30,6 +30,10 @@ pub use request::{FiltersPatch, TranscodeRequest};
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The `X-Pipeline` of every stream (and its metrics label): sources are always decoded
+/// natively; Opus passthrough and the ffmpeg decode fallback are not built.
+const PIPELINE: &str = "native";
+
 /// Everything the handlers share.
 pub struct AppState {
     /// The configuration the service started with.

@@ -95,7 +95,7 @@ impl StreamRecord {
         let metrics = &self.state.metrics;
         metrics
             .requests_total
-            .with_label_values(&[self.format, "native", outcome.label()])
+            .with_label_values(&[self.format, super::PIPELINE, outcome.label()])
             .inc();
         let audio_secs = report
             .and_then(|report| report.summary.as_ref())
@@ -118,7 +118,7 @@ impl StreamRecord {
         tracing::info!(
             outcome = outcome.label(),
             source_format = %self.source_format,
-            pipeline = "native",
+            pipeline = super::PIPELINE,
             output_format = self.format,
             audio_secs = format_args!("{audio_secs:.3}"),
             bytes_in = report.map_or(0, |report| report.source_bytes),
@@ -159,7 +159,7 @@ pub fn stream_response(
     set("cache-control", "no-store".into());
     set("x-transcode-id", id.to_string());
     set("x-source-format", started.info.format_name.clone());
-    set("x-pipeline", "native".into());
+    set("x-pipeline", super::PIPELINE.into());
     set("x-start-offset", format_secs(started.start_offset_secs));
     if let Some(secs) = started.expected_output_secs {
         set("x-content-duration", format_secs(secs));

@@ -173,7 +173,7 @@ async fn start(
         state
             .metrics
             .requests_total
-            .with_label_values(&[format, "native", "error"])
+            .with_label_values(&[format, super::PIPELINE, "error"])
             .inc();
         error
     })
