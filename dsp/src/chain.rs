@@ -4,10 +4,10 @@
 
 use crate::eq::{EqPreset, Equalizer};
 use crate::normalize::Normalizer;
+use crate::splice::Splice;
+use crate::stage::{GuardedEq, Stage, output_of, run_stages};
 use crate::tempo::Tempo;
-use crate::{
-    Block, ChannelMapper, ConfigError, Filters, Gain, Processor, Resampler, Speaker, check_rate,
-};
+use crate::{Block, ChannelMapper, ConfigError, Filters, Gain, Resampler, Speaker, check_rate};
 
 /// What the chain must turn its input into.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,73 +24,6 @@ pub struct ChainSpec {
     pub filters: Filters,
 }
 
-/// One stage; the variants are declared in processing order (SPEC section 3).
-enum Stage {
-    Mapper(ChannelMapper),
-    Resampler(Resampler),
-    Tempo(Tempo),
-    Eq(Equalizer),
-    Normalize(Normalizer),
-    Gain(Gain),
-}
-
-impl Stage {
-    fn processor(&mut self) -> &mut dyn Processor {
-        match self {
-            Self::Mapper(stage) => stage,
-            Self::Resampler(stage) => stage,
-            Self::Tempo(stage) => stage,
-            Self::Eq(stage) => stage,
-            Self::Normalize(stage) => stage,
-            Self::Gain(stage) => stage,
-        }
-    }
-
-    fn as_tempo(&mut self) -> Option<&mut Tempo> {
-        if let Self::Tempo(stage) = self {
-            Some(stage)
-        } else {
-            None
-        }
-    }
-
-    fn as_eq(&mut self) -> Option<&mut Equalizer> {
-        if let Self::Eq(stage) = self {
-            Some(stage)
-        } else {
-            None
-        }
-    }
-
-    fn as_normalizer(&mut self) -> Option<&mut Normalizer> {
-        if let Self::Normalize(stage) = self {
-            Some(stage)
-        } else {
-            None
-        }
-    }
-
-    fn as_gain(&mut self) -> Option<&mut Gain> {
-        if let Self::Gain(stage) = self {
-            Some(stage)
-        } else {
-            None
-        }
-    }
-
-    /// Position in the processing order.
-    fn rank(&self) -> u8 {
-        match self {
-            Self::Mapper(_) => 0,
-            Self::Resampler(_) => 1,
-            Self::Tempo(_) => 2,
-            Self::Eq(_) => 3,
-            Self::Normalize(_) => 4,
-            Self::Gain(_) => 5,
-        }
-    }
-}
-
 /// The DSP stages between decoder and encoder, in the order of SPEC §3:
 /// channel map → resample (with varispeed) → tempo → EQ → normalise → volume and limiter.
 ///
@@ -99,8 +32,17 @@ impl Stage {
 /// ping-pongs between two scratch blocks that keep their capacity, so a running chain
 /// does not allocate. `update` changes filters while running: gain and EQ ramp, tempo
 /// changes at the block boundary, a stage that becomes needed is inserted in place, and
-/// a new varispeed swaps the resampler after flushing the old one; none of these drops
-/// or repeats a frame.
+/// a new varispeed is spliced in (see `Splice`: the old resampler finishes on real
+/// look-ahead, the new one starts primed, no click); none of these drops or repeats a
+/// frame. A rate change made while the previous one is still being spliced (its first
+/// 20 to 40 ms) waits for it and applies from the block after it settles. Whenever the
+/// chain can raise the level (volume above 1, or an EQ with a boost and no normaliser,
+/// whose own limiter already covers it) the gain stage's −1 dBFS limiter is engaged.
+/// Once a live change has made an EQ flat or a volume unity with its limiter drained,
+/// that stage holds no state and is dropped at the next block boundary, as is the
+/// resampler once a splice to no resampling has settled. A tempo back at speed 1 is kept:
+/// it is then a delayed copy still holding frames, which only `flush` can release
+/// (padding the rest of its frame with silence), so dropping it mid-stream would cut.
 pub struct Chain {
     stages: Vec<Stage>,
     filters: Filters,
@@ -110,8 +52,10 @@ pub struct Chain {
     scratch: [Block; 2],
     drained: Block,
     tail: Block,
-    /// Finished output frames released by a live change, emitted before the next block.
-    pending: Block,
+    /// A varispeed waiting for the running splice to settle.
+    queued_varispeed: Option<f64>,
+    /// True while a live change may still leave a stage to settle or drop.
+    settling: bool,
 }
 
 impl Chain {
@@ -131,7 +75,8 @@ impl Chain {
             scratch: [Block::new(channels), Block::new(channels)],
             drained: Block::new(channels),
             tail: Block::new(channels),
-            pending: Block::new(channels),
+            queued_varispeed: None,
+            settling: false,
         };
         if !mapper.is_identity() {
             chain.stages.push(Stage::Mapper(mapper));
@@ -149,7 +94,7 @@ impl Chain {
 
     /// True when the chain has nothing to do and `process` returns its input.
     pub fn is_bypass(&self) -> bool {
-        self.stages.is_empty() && self.pending.is_empty()
+        self.stages.is_empty()
     }
 
     /// Number of stages built (0 for a bypass).
@@ -189,27 +134,25 @@ impl Chain {
     /// unless the whole set is accepted (see `check`).
     pub fn update(&mut self, filters: &Filters) -> Result<(), ConfigError> {
         self.check(filters)?;
-        self.apply(filters, false)
+        self.apply(filters, false)?;
+        self.settling = true;
+        Ok(())
     }
 
     /// Runs `input` through every stage and returns the frames that are ready, which may
     /// be fewer or more than went in. A bypass returns `input` itself.
     pub fn process<'a>(&'a mut self, input: &'a Block) -> &'a Block {
-        let result = run_stages(&mut self.stages, input, &mut self.scratch);
-        if self.pending.is_empty() {
-            return output_of(result, &self.scratch, input);
+        if self.settling {
+            self.settle();
         }
-        std::mem::swap(&mut self.tail, &mut self.pending);
-        self.pending.reset_to(self.output_channels);
-        self.tail.append(output_of(result, &self.scratch, input));
-        &self.tail
+        let result = run_stages(&mut self.stages, input, &mut self.scratch);
+        output_of(result, &self.scratch, input)
     }
 
     /// Ends the stream: flushes each stage in order, passing what it releases through the
     /// stages after it, and returns everything that was still held inside.
     pub fn flush(&mut self) -> &Block {
-        std::mem::swap(&mut self.tail, &mut self.pending);
-        self.pending.reset_to(self.output_channels);
+        self.tail.reset_to(self.output_channels);
         for index in 0..self.stages.len() {
             let mut drained = std::mem::take(&mut self.drained);
             self.stages[index].processor().flush(&mut drained);
@@ -222,7 +165,6 @@ impl Chain {
 
     /// Forgets all history, as if the chain had just been built.
     pub fn reset(&mut self) {
-        self.pending.clear();
         self.stages
             .iter_mut()
             .for_each(|stage| stage.processor().reset());
@@ -233,12 +175,16 @@ impl Chain {
     /// target directly; a live change starts new stages neutral and ramps from there.
     fn apply(&mut self, filters: &Filters, fresh: bool) -> Result<(), ConfigError> {
         if filters.varispeed() != self.filters.varispeed() {
-            self.replace_resampler(filters.varispeed())?;
+            self.change_varispeed(filters.varispeed())?;
         }
         self.apply_tempo(filters.stretch())?;
         self.apply_eq(filters, fresh)?;
         self.apply_normalize(filters.normalize_lufs)?;
         self.apply_volume(filters.volume, fresh)?;
+        let guard = filters.normalize_lufs.is_none()
+            && self.eq_is_filtering()
+            && (can_boost(filters) || can_boost(&self.filters));
+        self.apply_guard(guard)?;
         self.filters = filters.clone();
         Ok(())
     }
@@ -260,7 +206,7 @@ impl Chain {
     fn apply_eq(&mut self, filters: &Filters, fresh: bool) -> Result<(), ConfigError> {
         let (preset, bands) = (filters.eq_preset, filters.eq_bands.as_slice());
         if let Some(eq) = self.stages.iter_mut().find_map(Stage::as_eq) {
-            return eq.set(preset, bands);
+            return eq.equalizer.set(preset, bands);
         }
         if preset == EqPreset::Flat && bands.is_empty() {
             return Ok(());
@@ -273,7 +219,7 @@ impl Chain {
             eq.set(preset, bands)?;
             eq
         };
-        self.insert(Stage::Eq(eq));
+        self.insert(Stage::Eq(GuardedEq::new(eq, channels)));
         Ok(())
     }
 
@@ -287,12 +233,12 @@ impl Chain {
             return normalizer.set_target(target);
         }
         let normalizer = Normalizer::try_new(target, self.output_channels, self.output_rate_hz)?;
-        self.insert(Stage::Normalize(normalizer));
+        self.insert(Stage::Normalize(Box::new(normalizer)));
         Ok(())
     }
 
-    /// Ramps the volume, inserting the gain stage when it becomes needed (a live insertion
-    /// starts at unity and ramps).
+    /// Ramps the volume and sets the limiter guard for an EQ boost, inserting the gain
+    /// stage when it becomes needed (a live insertion starts at unity and ramps).
     fn apply_volume(&mut self, volume: f32, fresh: bool) -> Result<(), ConfigError> {
         if let Some(gain) = self.stages.iter_mut().find_map(Stage::as_gain) {
             return gain.set_volume(volume);
@@ -306,27 +252,77 @@ impl Chain {
         Ok(())
     }
 
-    /// Swaps in a resampler for a new varispeed factor. The old one's buffered frames are
-    /// flushed through the later stages, still at their old settings, into `pending`, so
-    /// none is lost and none is processed twice.
-    fn replace_resampler(&mut self, varispeed: f64) -> Result<(), ConfigError> {
+    /// True when an equaliser is built and not (or not yet) flat.
+    fn eq_is_filtering(&mut self) -> bool {
+        let eq = self.stages.iter_mut().find_map(Stage::as_eq);
+        eq.is_some_and(|eq| !eq.equalizer.is_bypass())
+    }
+
+    /// Engages (or drains) the −1 dBFS limiter that keeps an EQ boost from clipping: the
+    /// gain stage's when there is one (it comes last), else one right after the EQ.
+    fn apply_guard(&mut self, needed: bool) -> Result<(), ConfigError> {
+        let gain = self.stages.iter_mut().find_map(Stage::as_gain);
+        let has_gain = gain.is_some();
+        if let Some(gain) = gain {
+            gain.set_guard(needed);
+        }
+        let rate_hz = self.output_rate_hz;
+        if let Some(eq) = self.stages.iter_mut().find_map(Stage::as_eq) {
+            eq.set_guard(needed && !has_gain, rate_hz)?;
+        }
+        Ok(())
+    }
+
+    /// Splices in the resampling for a new varispeed factor (none when the rates then
+    /// match). An untouched splice is retargeted; a running one queues the change.
+    fn change_varispeed(&mut self, varispeed: f64) -> Result<(), ConfigError> {
         let resampler = self.resampler_for(varispeed)?;
-        let position = self
-            .stages
-            .iter()
-            .position(|s| matches!(s, Stage::Resampler(_)));
-        let Some(index) = position else {
-            self.insert(Stage::Resampler(resampler));
+        let incoming =
+            (resampler.input_rate_hz() != resampler.output_rate_hz()).then_some(resampler);
+        let channels = self.output_channels;
+        let Some(index) = self.stages.iter().position(Stage::is_resampling) else {
+            if incoming.is_some() {
+                self.insert(Stage::Splice(Splice::new(None, incoming, channels)));
+            }
             return Ok(());
         };
-        let mut released = std::mem::take(&mut self.drained);
-        self.stages[index].processor().flush(&mut released);
-        self.stages[index] = Stage::Resampler(resampler);
-        let result = run_stages(&mut self.stages[index + 1..], &released, &mut self.scratch);
-        self.pending
-            .append(output_of(result, &self.scratch, &released));
-        self.drained = released;
+        match self.stages.remove(index) {
+            Stage::Splice(mut splice) if splice.is_untouched() => {
+                splice.retarget(incoming, channels);
+                self.stages.insert(index, Stage::Splice(splice));
+            }
+            Stage::Resampler(old) => {
+                let splice = Splice::new(Some(old), incoming, channels);
+                self.stages.insert(index, Stage::Splice(splice));
+            }
+            stage => {
+                self.stages.insert(index, stage);
+                self.queued_varispeed = Some(varispeed);
+            }
+        }
         Ok(())
+    }
+
+    /// At a block boundary after a live change: puts back a settled splice's resampler
+    /// (or none), starting any queued one, and drops the stages that became neutral.
+    fn settle(&mut self) {
+        if let Some(index) = self.stages.iter().position(Stage::is_settled_splice) {
+            if let Stage::Splice(splice) = self.stages.remove(index) {
+                if let Some(resampler) = splice.into_incoming() {
+                    self.stages.insert(index, Stage::Resampler(resampler));
+                }
+            }
+            if let Some(varispeed) = self.queued_varispeed.take() {
+                // Validated when it was queued; the rates have not changed since.
+                let _ = self.change_varispeed(varispeed);
+            }
+        }
+        self.stages.retain(|stage| !stage.is_neutral());
+        if !self.eq_is_filtering() {
+            // Turning a guard off cannot fail.
+            let _ = self.apply_guard(false);
+        }
+        self.settling = self.stages.iter().any(Stage::may_settle);
     }
 
     /// A resampler from the input rate, sped up by `varispeed`, to the output rate.
@@ -342,24 +338,8 @@ impl Chain {
     }
 }
 
-/// The block holding a `run_stages` result: a scratch block, or the input itself when
-/// there were no stages.
-fn output_of<'a>(result: Option<usize>, scratch: &'a [Block; 2], input: &'a Block) -> &'a Block {
-    result.map_or(input, |index| &scratch[index])
-}
-
-/// Runs `input` through `stages`, alternating between the two scratch blocks. Returns the
-/// index of the block holding the result, or `None` when there are no stages.
-fn run_stages(stages: &mut [Stage], input: &Block, scratch: &mut [Block; 2]) -> Option<usize> {
-    let (first, rest) = stages.split_first_mut()?;
-    let [front, back] = scratch;
-    first.processor().process(input, front);
-    let (mut source, mut target) = (front, back);
-    let mut result = 0;
-    for stage in rest {
-        stage.processor().process(source, target);
-        std::mem::swap(&mut source, &mut target);
-        result ^= 1;
-    }
-    Some(result)
+/// True when `filters` ask for an EQ that raises some frequencies: every preset but flat
+/// has a section with a positive gain, and so does a band with `gain_db > 0`.
+fn can_boost(filters: &Filters) -> bool {
+    filters.eq_preset != EqPreset::Flat || filters.eq_bands.iter().any(|b| b.gain_db > 0.0)
 }

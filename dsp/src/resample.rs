@@ -51,6 +51,8 @@ pub struct Resampler {
     delay_left: usize,
     frames_in: u64,
     frames_out: u64,
+    /// The output length fixed by `end_input`; later input is look-ahead only.
+    ended_at: Option<u64>,
 }
 
 impl Resampler {
@@ -76,6 +78,7 @@ impl Resampler {
             chunk,
             frames_in: 0,
             frames_out: 0,
+            ended_at: None,
         })
     }
 
@@ -89,8 +92,59 @@ impl Resampler {
         self.output_rate_hz
     }
 
+    /// Input frames to give `prime`: about one resampler chunk (the reach of its filter),
+    /// a whole number of `input / gcd(rates)` frames when that is small, so that the
+    /// primed output starts exactly on the first real input frame.
+    pub fn prime_frames(&self) -> usize {
+        let (input, output) = (self.input_rate_hz as usize, self.output_rate_hz as usize);
+        let unit = input / gcd(input, output);
+        let chunk = self.inner.input_frames_max();
+        if unit <= chunk {
+            chunk.next_multiple_of(unit)
+        } else {
+            chunk
+        }
+    }
+
+    /// Gives a fresh resampler `history`: frames standing for the audio before its first
+    /// input, which its filter sees but whose output is trimmed (to within half an output
+    /// frame; exact when `history` is `prime_frames` long). Without it the filter sees
+    /// silence before the first frame, right for a stream start but a dip mid-stream.
+    pub fn prime(&mut self, history: &Block) {
+        debug_assert_eq!(self.frames_in, 0, "priming comes before any input");
+        for (fifo, plane) in self.fifo.iter_mut().zip(history.planes()) {
+            fifo.extend_from_slice(plane);
+        }
+        let (input, output) = (
+            u64::from(self.input_rate_hz),
+            u64::from(self.output_rate_hz),
+        );
+        let skipped = (history.frames() as u64 * output + input / 2) / input;
+        self.delay_left += usize::try_from(skipped).unwrap_or(usize::MAX);
+    }
+
+    /// Ends the output at the input given so far: the frames owed stay
+    /// `ceil(frames_in × out / in)` (the last one lies before the next input frame), and
+    /// later input only serves as look-ahead for them, so they are computed from the real
+    /// signal rather than padded silence. `is_done` tells when all have come out.
+    pub fn end_input(&mut self) {
+        let (input, output) = (
+            u64::from(self.input_rate_hz),
+            u64::from(self.output_rate_hz),
+        );
+        self.ended_at = Some((self.frames_in * output).div_ceil(input));
+    }
+
+    /// True once an ended resampler (`end_input`) has written every frame it owes.
+    pub fn is_done(&self) -> bool {
+        self.ended_at.is_some_and(|end| self.frames_out >= end)
+    }
+
     /// Output frames owed for all input so far: `round(frames_in × out / in)`.
     fn frames_due(&self) -> u64 {
+        if let Some(end) = self.ended_at {
+            return end;
+        }
         let (input, output) = (
             u64::from(self.input_rate_hz),
             u64::from(self.output_rate_hz),
@@ -235,6 +289,7 @@ impl Processor for Resampler {
         self.delay_left = self.inner.output_delay();
         self.frames_in = 0;
         self.frames_out = 0;
+        self.ended_at = None;
     }
 }
 

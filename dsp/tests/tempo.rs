@@ -10,7 +10,7 @@ mod tempo_support;
 use std::f64::consts::TAU;
 
 use dsp::{Block, Tempo};
-use tempo_support::{db, rms, sine, stretch, stretch_mono};
+use tempo_support::{db, rms, sine, stretch, stretch_mono, zero_crossing_hz};
 
 const RATE_HZ: u32 = 48_000;
 
@@ -22,18 +22,6 @@ fn expected_frames(frames: usize, speed: f64) -> usize {
 /// The middle half of `samples`: away from the stream's start and its padded end.
 fn middle(samples: &[f32]) -> &[f32] {
     &samples[samples.len() / 4..samples.len() * 3 / 4]
-}
-
-/// Frequency from the first and last rising zero crossings (linearly interpolated).
-fn zero_crossing_hz(samples: &[f32], rate_hz: u32) -> f64 {
-    let crossings: Vec<f64> = samples
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
-        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
-        .collect();
-    let (first, last) = (crossings[0], crossings[crossings.len() - 1]);
-    (crossings.len() - 1) as f64 * f64::from(rate_hz) / (last - first)
 }
 
 /// Least-squares sine at `hz` fitted to `samples` (whose first sample is at `offset`).

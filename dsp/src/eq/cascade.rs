@@ -118,6 +118,14 @@ impl Cascade {
         &mut self.filters[channel * sections..(channel + 1) * sections]
     }
 
+    /// The sections of every channel in turn (nothing when the cascade is empty).
+    pub(super) fn channels_mut(
+        &mut self,
+    ) -> std::slice::ChunksMut<'_, DirectForm2Transposed<f64, f64>> {
+        let sections = self.coefficients.len().max(1);
+        self.filters.chunks_mut(sections)
+    }
+
     /// Runs one sample through the sections of one channel.
     #[inline]
     pub(super) fn run(sections: &mut [DirectForm2Transposed<f64, f64>], sample: f64) -> f64 {

@@ -120,16 +120,40 @@ impl Equalizer {
             .response_db(freq_hz, self.sample_rate_hz)
     }
 
-    /// Filters frames `range` of `input` through the active cascade only.
+    /// Filters frames `range` of `input` through the active cascade only, two channels
+    /// per loop: each sample's recurrence is a chain of dependent operations, and two
+    /// independent chains side by side run in about the time of one.
     fn filter(&mut self, input: &Block, range: std::ops::Range<usize>, output: &mut Block) {
-        let planes = input.planes().iter().zip(output.planes_mut());
-        for (channel, (src, out)) in planes.enumerate() {
-            let sections = self.active.channel(channel);
-            out.extend(
-                src[range.clone()]
-                    .iter()
-                    .map(|&x| Cascade::run(sections, f64::from(x)) as f32),
-            );
+        if self.active.is_empty() {
+            for (src, out) in input.planes().iter().zip(output.planes_mut()) {
+                out.extend_from_slice(&src[range.clone()]);
+            }
+            return;
+        }
+        let mut lanes = (self.active.channels_mut())
+            .zip(input.planes())
+            .zip(output.planes_mut());
+        while let Some(((first, src), out)) = lanes.next() {
+            let src = &src[range.clone()];
+            let start = out.len();
+            out.resize(start + src.len(), 0.0);
+            let out = &mut out[start..];
+            let Some(((second, src2), out2)) = lanes.next() else {
+                for (y, &x) in out.iter_mut().zip(src) {
+                    *y = Cascade::run(first, f64::from(x)) as f32;
+                }
+                break;
+            };
+            let src2 = &src2[range.clone()];
+            out2.resize(start + src2.len(), 0.0);
+            let pairs = out
+                .iter_mut()
+                .zip(&mut out2[start..])
+                .zip(src.iter().zip(src2));
+            for ((y, y2), (&x, &x2)) in pairs {
+                *y = Cascade::run(first, f64::from(x)) as f32;
+                *y2 = Cascade::run(second, f64::from(x2)) as f32;
+            }
         }
     }
 

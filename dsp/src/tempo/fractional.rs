@@ -18,6 +18,10 @@ const KAISER_BETA: f64 = 6.5;
 #[derive(Debug, Clone)]
 pub(super) struct FractionalReader {
     kernel: [f32; TAPS],
+    /// The fraction `kernel` reads at (channels share it: built once per segment).
+    kernel_fraction: Option<f64>,
+    /// `I0(KAISER_BETA)`, what the Kaiser window is divided by.
+    window_scale: f64,
     /// The shifted segment, before windowing.
     shifted: Vec<f32>,
 }
@@ -27,6 +31,8 @@ impl FractionalReader {
     pub(super) fn new(len: usize) -> Self {
         Self {
             kernel: [0.0; TAPS],
+            kernel_fraction: None,
+            window_scale: bessel_i0(KAISER_BETA),
             shifted: Vec::with_capacity(len),
         }
     }
@@ -50,14 +56,9 @@ impl FractionalReader {
             return;
         }
         self.set(fraction);
-        // Tap by tap over the whole segment: plain multiply-adds that vectorise.
         self.shifted.clear();
         self.shifted.resize(window.len(), 0.0);
-        for (t, &tap) in self.kernel.iter().enumerate() {
-            for (s, &x) in self.shifted.iter_mut().zip(&samples[t..]) {
-                *s += tap * x;
-            }
-        }
+        convolve(&self.kernel, samples, &mut self.shifted);
         for ((a, &w), &s) in accumulator.iter_mut().zip(window).zip(&self.shifted) {
             *a += w * s;
         }
@@ -66,15 +67,47 @@ impl FractionalReader {
     /// Builds the kernel reading `fraction` of a frame after a frame: tap `t` weighs the
     /// frame at offset `t + 1 - HALF_TAPS`.
     fn set(&mut self, fraction: f64) {
+        if self.kernel_fraction == Some(fraction) {
+            return;
+        }
+        self.kernel_fraction = Some(fraction);
         let mut sum = 0.0;
         for (t, tap) in self.kernel.iter_mut().enumerate() {
             let x = (t + 1) as f64 - HALF_TAPS as f64 - fraction;
-            let weight = sinc(x) * kaiser(x / HALF_TAPS as f64);
+            let weight = sinc(x) * kaiser(x / HALF_TAPS as f64, self.window_scale);
             *tap = weight as f32;
             sum += weight;
         }
         let scale = (1.0 / sum) as f32;
         self.kernel.iter_mut().for_each(|tap| *tap *= scale);
+    }
+}
+
+/// Outputs computed together by `convolve`: enough independent sums to hide the latency
+/// of each addition, few enough to stay in registers.
+const LANES: usize = 32;
+
+/// `out[i] = Σ_t kernel[t] × samples[i + t]`, each sum taken in tap order from 0.
+///
+/// `LANES` outputs at a time, their sums held in registers across all taps (the inner
+/// loop over the lanes vectorises), rather than a pass over the whole output per tap,
+/// which loads and stores every output once per tap.
+fn convolve(kernel: &[f32; TAPS], samples: &[f32], out: &mut [f32]) {
+    let done = out.len() / LANES * LANES;
+    let mut chunks = out.chunks_exact_mut(LANES);
+    for (c, chunk) in chunks.by_ref().enumerate() {
+        let reach = &samples[c * LANES..][..LANES + TAPS - 1];
+        let mut sums = [0.0f32; LANES];
+        for (t, &tap) in kernel.iter().enumerate() {
+            let xs: &[f32; LANES] = reach[t..t + LANES].try_into().unwrap_or(&[0.0; LANES]);
+            for (sum, &x) in sums.iter_mut().zip(xs) {
+                *sum += tap * x;
+            }
+        }
+        chunk.copy_from_slice(&sums);
+    }
+    for (i, y) in out.iter_mut().enumerate().skip(done) {
+        *y = (kernel.iter().zip(&samples[i..])).fold(0.0, |sum, (&tap, &x)| sum + tap * x);
     }
 }
 
@@ -88,12 +121,12 @@ fn sinc(x: f64) -> f64 {
     }
 }
 
-/// Kaiser window over `-1..=1` (0 outside).
-fn kaiser(x: f64) -> f64 {
+/// Kaiser window over `-1..=1` (0 outside); `scale` is `I0(KAISER_BETA)`.
+fn kaiser(x: f64, scale: f64) -> f64 {
     if x.abs() >= 1.0 {
         return 0.0;
     }
-    bessel_i0(KAISER_BETA * (1.0 - x * x).sqrt()) / bessel_i0(KAISER_BETA)
+    bessel_i0(KAISER_BETA * (1.0 - x * x).sqrt()) / scale
 }
 
 /// Modified Bessel function of the first kind, order 0 (power series).

@@ -68,3 +68,15 @@ pub fn music_like(rate_hz: u32, seconds: f64, seed: u32) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Frequency from the first and last rising zero crossings (linearly interpolated).
+pub fn zero_crossing_hz(samples: &[f32], rate_hz: u32) -> f64 {
+    let crossings: Vec<f64> = samples
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[0] < 0.0 && w[1] >= 0.0)
+        .map(|(i, w)| i as f64 + f64::from(w[0] / (w[0] - w[1])))
+        .collect();
+    let (first, last) = (crossings[0], crossings[crossings.len() - 1]);
+    (crossings.len() - 1) as f64 * f64::from(rate_hz) / (last - first)
+}
