@@ -181,3 +181,30 @@ async fn a_speed_patch_shortens_the_rest_of_the_stream_and_keeps_the_pitch() {
         "level {before:.2} -> {level:.2} dBFS"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_patch_raises_the_pitch_of_the_rest_without_a_click() {
+    let origin = Origin::start();
+    let service = Service::start(&[]);
+    let (response, id, body) = start_mono_pcm(&service, &long_tone(&origin)).await;
+    let answer = patch(&service, &id, json!({"filters": {"rate": 1.25}})).await;
+    assert_eq!(answer.status(), 204);
+    let samples = read_samples(response, body).await;
+    let tail = &samples[samples.len() - 2 * WINDOW_FRAMES..];
+    let pitch = common::signal::dominant_frequency_hz(tail, RATE);
+    assert!(
+        (pitch / 550.0 - 1.0).abs() < 0.01,
+        "{pitch} Hz after rate 1.25"
+    );
+    // The steepest a 0.5-peak 550 Hz sine moves between samples, plus s16 rounding: a
+    // splice that lost or repeated audio would jump by up to the whole amplitude.
+    let steepest = 2.0 * 0.5 * (std::f32::consts::PI * 550.0 / RATE as f32).sin();
+    let largest_step = samples
+        .windows(2)
+        .map(|pair| (pair[1] - pair[0]).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        largest_step <= steepest * 1.02 + 2.0 / 32768.0,
+        "a sample jump of {largest_step} (the tone allows {steepest})"
+    );
+}
