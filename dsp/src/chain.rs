@@ -2,11 +2,11 @@
 //! and live filter changes while running. Knows the order of the stages and how settings
 //! map to them, not how any of them works.
 
+mod resampling;
+
 use crate::eq::{EqPreset, Equalizer};
 use crate::normalize::Normalizer;
-use crate::splice::Splice;
 use crate::stage::{GuardedEq, Stage, output_of, run_stages};
-use crate::tempo::Tempo;
 use crate::{Block, ChannelMapper, ConfigError, Filters, Gain, Resampler, Speaker, check_rate};
 
 /// What the chain must turn its input into.
@@ -30,14 +30,19 @@ pub struct ChainSpec {
 /// Only stages that change something are built, so a spec that asks for nothing is a
 /// bypass: `process` hands back its input without touching it. Between stages the audio
 /// ping-pongs between two scratch blocks that keep their capacity, so a running chain
-/// does not allocate. `update` changes filters while running: gain and EQ ramp, tempo
-/// changes at the block boundary, a stage that becomes needed is inserted in place, and
-/// a new varispeed is spliced in (see `Splice`: the old resampler finishes on real
-/// look-ahead, the new one starts primed, no click); none of these drops or repeats a
-/// frame. A rate change made while the previous one is still being spliced (its first
-/// 20 to 40 ms) waits for it and applies from the block after it settles. Whenever the
-/// chain can raise the level (volume above 1, or an EQ with a boost and no normaliser,
-/// whose own limiter already covers it) the gain stage's −1 dBFS limiter is engaged.
+/// does not allocate. `update` changes filters while running: gain and EQ ramp, a stage
+/// that becomes needed is inserted in place, and a new varispeed is spliced in (see
+/// `Splice`: the old resampler finishes on real look-ahead, the new one starts primed, no
+/// click); none of these drops or repeats a frame. A rate change made while the previous
+/// one is still being spliced (its first 20 to 40 ms) waits for it and applies from the
+/// block after it settles. A new tempo stretch applies from the first frame the
+/// resampling stage writes for input read after the change, and always matches the
+/// varispeed of the frames it receives, so the output length stays
+/// `input / (speed × rate)` through any changes. `flush` and `reset` leave the chain as a
+/// freshly built one for the filters in force. Whenever the chain can raise the level
+/// (volume above 1, or an EQ with a boost and no normaliser, whose own limiter already
+/// covers it) the gain stage's −1 dBFS limiter is engaged; it is released once an EQ
+/// crossfade to a curve without a boost is over.
 /// Once a live change has made an EQ flat or a volume unity with its limiter drained,
 /// that stage holds no state and is dropped at the next block boundary, as is the
 /// resampler once a splice to no resampling has settled. A tempo back at speed 1 is kept:
@@ -54,6 +59,8 @@ pub struct Chain {
     tail: Block,
     /// A varispeed waiting for the running splice to settle.
     queued_varispeed: Option<f64>,
+    /// The varispeed of the resampling in force (a running splice's incoming side).
+    varispeed_in_force: f64,
     /// True while a live change may still leave a stage to settle or drop.
     settling: bool,
 }
@@ -76,6 +83,7 @@ impl Chain {
             drained: Block::new(channels),
             tail: Block::new(channels),
             queued_varispeed: None,
+            varispeed_in_force: spec.filters.varispeed(),
             settling: false,
         };
         if !mapper.is_identity() {
@@ -160,6 +168,7 @@ impl Chain {
             self.tail.append(output_of(result, &self.scratch, &drained));
             self.drained = drained;
         }
+        self.restart();
         &self.tail
     }
 
@@ -168,16 +177,15 @@ impl Chain {
         self.stages
             .iter_mut()
             .for_each(|stage| stage.processor().reset());
+        self.restart();
     }
 
     /// Brings every filter stage to `filters` (already checked): builds what is newly
     /// needed at its place in the order and retunes what exists. `fresh` builds at the
     /// target directly; a live change starts new stages neutral and ramps from there.
     fn apply(&mut self, filters: &Filters, fresh: bool) -> Result<(), ConfigError> {
-        if filters.varispeed() != self.filters.varispeed() {
-            self.change_varispeed(filters.varispeed())?;
-        }
-        self.apply_tempo(filters.stretch())?;
+        self.change_varispeed(filters.varispeed())?;
+        self.apply_tempo(self.stretch_in_force(filters))?;
         self.apply_eq(filters, fresh)?;
         self.apply_normalize(filters.normalize_lufs)?;
         self.apply_volume(filters.volume, fresh)?;
@@ -186,18 +194,6 @@ impl Chain {
             && (can_boost(filters) || can_boost(&self.filters));
         self.apply_guard(guard)?;
         self.filters = filters.clone();
-        Ok(())
-    }
-
-    /// Retunes the time-stretch, inserting it when it becomes needed.
-    fn apply_tempo(&mut self, stretch: f64) -> Result<(), ConfigError> {
-        if let Some(tempo) = self.stages.iter_mut().find_map(Stage::as_tempo) {
-            return tempo.set_speed(stretch);
-        }
-        if stretch != 1.0 {
-            let tempo = Tempo::try_new(stretch, self.output_channels, self.output_rate_hz)?;
-            self.insert(Stage::Tempo(tempo));
-        }
         Ok(())
     }
 
@@ -273,36 +269,6 @@ impl Chain {
         Ok(())
     }
 
-    /// Splices in the resampling for a new varispeed factor (none when the rates then
-    /// match). An untouched splice is retargeted; a running one queues the change.
-    fn change_varispeed(&mut self, varispeed: f64) -> Result<(), ConfigError> {
-        let resampler = self.resampler_for(varispeed)?;
-        let incoming =
-            (resampler.input_rate_hz() != resampler.output_rate_hz()).then_some(resampler);
-        let channels = self.output_channels;
-        let Some(index) = self.stages.iter().position(Stage::is_resampling) else {
-            if incoming.is_some() {
-                self.insert(Stage::Splice(Splice::new(None, incoming, channels)));
-            }
-            return Ok(());
-        };
-        match self.stages.remove(index) {
-            Stage::Splice(mut splice) if splice.is_untouched() => {
-                splice.retarget(incoming, channels);
-                self.stages.insert(index, Stage::Splice(splice));
-            }
-            Stage::Resampler(old) => {
-                let splice = Splice::new(Some(old), incoming, channels);
-                self.stages.insert(index, Stage::Splice(splice));
-            }
-            stage => {
-                self.stages.insert(index, stage);
-                self.queued_varispeed = Some(varispeed);
-            }
-        }
-        Ok(())
-    }
-
     /// At a block boundary after a live change: puts back a settled splice's resampler
     /// (or none), starting any queued one, and drops the stages that became neutral.
     fn settle(&mut self) {
@@ -313,16 +279,28 @@ impl Chain {
                 }
             }
             if let Some(varispeed) = self.queued_varispeed.take() {
-                // Validated when it was queued; the rates have not changed since.
+                // Validated when it was queued, as was the stretch (it is clamped).
                 let _ = self.change_varispeed(varispeed);
+                let _ = self.apply_tempo(self.stretch_in_force(&self.filters));
             }
         }
         self.stages.retain(|stage| !stage.is_neutral());
-        if !self.eq_is_filtering() {
-            // Turning a guard off cannot fail.
-            let _ = self.apply_guard(false);
-        }
+        self.settle_guard();
         self.settling = self.stages.iter().any(Stage::may_settle);
+    }
+
+    /// Once any EQ crossfade is over, keeps the limiter guard only while the EQ in force
+    /// can boost and no normaliser follows it.
+    fn settle_guard(&mut self) {
+        let eq = self.stages.iter_mut().find_map(Stage::as_eq);
+        if eq.is_some_and(|eq| eq.equalizer.is_crossfading()) {
+            return;
+        }
+        let needed = self.filters.normalize_lufs.is_none()
+            && self.eq_is_filtering()
+            && can_boost(&self.filters);
+        // Turning a guard off cannot fail, and one that is needed is already on.
+        let _ = self.apply_guard(needed);
     }
 
     /// A resampler from the input rate, sped up by `varispeed`, to the output rate.

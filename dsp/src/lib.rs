@@ -13,6 +13,7 @@ pub mod gain;
 mod limiter;
 pub mod normalize;
 pub mod resample;
+mod retime;
 mod speaker;
 mod splice;
 mod stage;

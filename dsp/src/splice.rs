@@ -69,6 +69,22 @@ impl Splice {
         self.incoming = incoming;
     }
 
+    /// Output frames owed for the input read so far that have not come out yet: the
+    /// rest of the outgoing side first, then the incoming side's.
+    pub(crate) fn frames_pending(&self) -> usize {
+        let old = self.outgoing.as_ref().map_or(0, Resampler::frames_pending);
+        let new = match (&self.incoming, &self.waiting) {
+            (Some(resampler), Some(waiting)) => {
+                let (input, output) = (resampler.input_rate_hz(), resampler.output_rate_hz());
+                let frames = waiting.frames() as u64 * u64::from(output) + u64::from(input / 2);
+                usize::try_from(frames / u64::from(input)).unwrap_or(usize::MAX)
+            }
+            (Some(resampler), None) => resampler.frames_pending(),
+            (None, _) => 0,
+        };
+        old + self.held.frames() + new
+    }
+
     /// True once the splice is over: the outgoing side is done and nothing is held.
     pub(crate) fn is_settled(&self) -> bool {
         self.outgoing.is_none() && self.waiting.is_none() && self.held.is_empty()

@@ -3,8 +3,8 @@
 
 use crate::eq::{EqPreset, Equalizer};
 use crate::normalize::Normalizer;
+use crate::retime::Retimed;
 use crate::splice::Splice;
-use crate::tempo::Tempo;
 use crate::{Block, ChannelMapper, ConfigError, Gain, Processor, Resampler};
 
 /// One stage; the variants are declared in processing order (SPEC section 3).
@@ -13,7 +13,7 @@ pub(crate) enum Stage {
     Resampler(Resampler),
     /// The resampling stage while a live varispeed change takes over.
     Splice(Splice),
-    Tempo(Tempo),
+    Tempo(Box<Retimed>),
     Eq(GuardedEq),
     Normalize(Box<Normalizer>),
     Gain(Gain),
@@ -25,14 +25,14 @@ impl Stage {
             Self::Mapper(stage) => stage,
             Self::Resampler(stage) => stage,
             Self::Splice(stage) => stage,
-            Self::Tempo(stage) => stage,
+            Self::Tempo(stage) => stage.as_mut(),
             Self::Eq(stage) => stage,
             Self::Normalize(stage) => stage.as_mut(),
             Self::Gain(stage) => stage,
         }
     }
 
-    pub(crate) fn as_tempo(&mut self) -> Option<&mut Tempo> {
+    pub(crate) fn as_tempo(&mut self) -> Option<&mut Retimed> {
         if let Self::Tempo(stage) = self {
             Some(stage)
         } else {
@@ -64,6 +64,16 @@ impl Stage {
         }
     }
 
+    /// Output frames the stage owes for the input it has read but not yet written (only
+    /// the resampling stage holds any back).
+    pub(crate) fn frames_pending(&self) -> usize {
+        match self {
+            Self::Resampler(resampler) => resampler.frames_pending(),
+            Self::Splice(splice) => splice.frames_pending(),
+            _ => 0,
+        }
+    }
+
     /// True for the stage that resamples (plain or splicing).
     pub(crate) fn is_resampling(&self) -> bool {
         matches!(self, Self::Resampler(_) | Self::Splice(_))
@@ -87,13 +97,15 @@ impl Stage {
     }
 
     /// True while a live change may still make this stage settle or turn neutral: a
-    /// splice, an EQ fading to flat, a gain heading for unity.
+    /// splice, an EQ crossfading (its guard may go), fading to flat or with its guard
+    /// draining, a gain heading for unity.
     pub(crate) fn may_settle(&self) -> bool {
         match self {
             Self::Splice(_) => true,
             Self::Eq(eq) => {
                 let flat = eq.equalizer.preset() == EqPreset::Flat;
-                flat && eq.equalizer.bands().is_empty() || eq.guard.is_some()
+                let draining = eq.guard.as_ref().is_some_and(|gain| !gain.is_guarding());
+                flat && eq.equalizer.bands().is_empty() || eq.equalizer.is_crossfading() || draining
             }
             Self::Gain(gain) => gain.volume() == 1.0 && !gain.is_guarding(),
             _ => false,
@@ -158,10 +170,13 @@ impl Processor for GuardedEq {
     }
 
     fn flush(&mut self, output: &mut Block) {
-        self.equalizer.flush(output);
-        if let Some(gain) = &mut self.guard {
-            gain.flush(output);
-        }
+        let Some(gain) = &mut self.guard else {
+            return self.equalizer.flush(output);
+        };
+        self.equalizer.flush(&mut self.between);
+        gain.process(&self.between, output);
+        gain.flush(&mut self.between);
+        output.append(&self.between);
     }
 
     fn reset(&mut self) {

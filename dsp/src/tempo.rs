@@ -115,7 +115,7 @@ impl Tempo {
 }
 
 /// Checks that `speed` lies within `MIN_SPEED..=MAX_SPEED`.
-fn check_speed(speed: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_speed(speed: f64) -> Result<(), ConfigError> {
     if (MIN_SPEED..=MAX_SPEED).contains(&speed) {
         Ok(())
     } else {

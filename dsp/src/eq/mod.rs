@@ -81,6 +81,11 @@ impl Equalizer {
         self.active.is_empty() && self.outgoing.is_none() && self.queued.is_none()
     }
 
+    /// True while a change is still being crossfaded in (or waits to be).
+    pub fn is_crossfading(&self) -> bool {
+        self.outgoing.is_some() || self.queued.is_some()
+    }
+
     /// The preset of the latest settings.
     pub fn preset(&self) -> EqPreset {
         self.preset
