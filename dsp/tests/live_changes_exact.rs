@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::f64::consts::TAU;
 
+use common::slice;
 use dsp::eq::{EqBand, EqPreset};
 use dsp::{Block, Chain, ChainSpec, Filters, Speaker};
 
@@ -33,16 +36,6 @@ fn sine(freq_hz: f64, amplitude: f64, frames: usize) -> Block {
     Block::from_planes(vec![plane.clone(), plane])
 }
 
-fn frames_of(block: &Block, start: usize, end: usize) -> Block {
-    Block::from_planes(
-        block
-            .planes()
-            .iter()
-            .map(|p| p[start..end].to_vec())
-            .collect(),
-    )
-}
-
 fn filters(rate: f64, pitch: f64, speed: f64) -> Filters {
     Filters {
         rate,
@@ -61,7 +54,7 @@ fn run(chain: &mut Chain, input: &Block, changes: &[(usize, Filters)]) -> Block 
             chain.update(change).unwrap();
         }
         let end = (start + BLOCK).min(input.frames());
-        output.append(chain.process(&frames_of(input, start, end)));
+        output.append(chain.process(&slice(input, start, end)));
     }
     output.append(chain.flush());
     output
@@ -173,10 +166,7 @@ fn a_boost_changed_to_a_cut_releases_the_limiter() {
     };
     let live = run(&mut chain(boost), &input, &[(FIRST_CHANGE, cut.clone())]);
     let fresh = run(&mut chain(cut), &input, &[]);
-    let (live, fresh) = (
-        frames_of(&live, 48_000, FRAMES),
-        frames_of(&fresh, 48_000, FRAMES),
-    );
+    let (live, fresh) = (slice(&live, 48_000, FRAMES), slice(&fresh, 48_000, FRAMES));
     let difference = largest_difference(&live, &fresh);
     assert!(difference < 1e-4, "the cut is still limited: {difference}");
 }

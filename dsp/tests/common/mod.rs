@@ -1,6 +1,8 @@
 //! Shared helpers for the dsp integration tests: a uniform driver over every kind of
 //! stage, chunked feeding, and deterministic test signals.
 
+#![allow(dead_code)] // each test file uses a subset
+
 use dsp::{Block, Chain, Processor};
 
 /// Anything that turns blocks into blocks and can be flushed and reset: every
