@@ -36,6 +36,30 @@ impl Default for TranscodeSpec {
     }
 }
 
+impl TranscodeSpec {
+    /// Checks `start_secs` and `duration_secs` on their own (no source needed), so that a
+    /// caller can refuse a bad request before opening anything.
+    pub fn check_times(&self) -> Result<(), PipelineError> {
+        if !(self.start_secs.is_finite() && self.start_secs >= 0.0) {
+            return Err(PipelineError::InvalidTime {
+                field: "start_seconds",
+                value: self.start_secs,
+                rule: "a finite number >= 0",
+            });
+        }
+        match self.duration_secs {
+            Some(duration) if !(duration.is_finite() && duration > 0.0) => {
+                Err(PipelineError::InvalidTime {
+                    field: "duration_seconds",
+                    value: duration,
+                    rule: "a finite number > 0",
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Why a transcode failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -234,20 +258,7 @@ fn classify_chain_error(error: dsp::ConfigError) -> PipelineError {
 }
 
 fn validate_times(spec: &TranscodeSpec, info: &SourceInfo) -> Result<(), PipelineError> {
-    if !(spec.start_secs.is_finite() && spec.start_secs >= 0.0) {
-        return Err(PipelineError::InvalidTime {
-            field: "start_seconds",
-            value: spec.start_secs,
-            rule: "a finite number >= 0",
-        });
-    }
-    if let Some(duration) = spec.duration_secs.filter(|d| !(d.is_finite() && *d > 0.0)) {
-        return Err(PipelineError::InvalidTime {
-            field: "duration_seconds",
-            value: duration,
-            rule: "a finite number > 0",
-        });
-    }
+    spec.check_times()?;
     match info.duration_secs() {
         Some(duration_secs) if spec.start_secs > duration_secs => {
             Err(PipelineError::StartBeyondEnd {

@@ -2,6 +2,10 @@
 //! without losing a frame, and refused values.
 
 #![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{peak, slice};
 use dsp::gain::CEILING;
 use dsp::{Block, Gain, Processor};
 
@@ -17,14 +21,6 @@ fn sine(amplitude: f32, frames: usize) -> Block {
     Block::from_planes(vec![plane.clone(), plane])
 }
 
-fn peak(block: &Block) -> f32 {
-    block
-        .planes()
-        .iter()
-        .flatten()
-        .fold(0.0, |m, s| m.max(s.abs()))
-}
-
 /// Feeds `input` in 480-frame blocks, calling `change` before block `at`.
 fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> Block {
     let mut gain = Gain::try_new(0.5, input.channels(), RATE_HZ).unwrap();
@@ -36,13 +32,7 @@ fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> 
             (change.take().unwrap())(&mut gain);
         }
         let end = (start + 480).min(input.frames());
-        let chunk = Block::from_planes(
-            input
-                .planes()
-                .iter()
-                .map(|p| p[start..end].to_vec())
-                .collect(),
-        );
+        let chunk = slice(input, start, end);
         gain.process(&chunk, &mut piece);
         output.append(&piece);
     }

@@ -25,8 +25,6 @@ use crate::metrics::Metrics;
 use crate::source::Fetcher;
 use crate::streams::Streams;
 
-pub use request::{FiltersPatch, TranscodeRequest};
-
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

@@ -189,7 +189,8 @@ impl TranscodeRequest {
             start_secs: body.start_seconds.unwrap_or(0.0),
             duration_secs: body.duration_seconds,
         };
-        validate_times(&spec)?;
+        spec.check_times()
+            .map_err(|error| ServiceError::from(&error))?;
         Ok(Self {
             source_url: body.source_url,
             spec,
@@ -233,22 +234,6 @@ fn output_spec(body: &TranscodeBody) -> Result<OutputSpec, ServiceError> {
     };
     spec.validate().map_err(invalid)?;
     Ok(spec)
-}
-
-fn validate_times(spec: &TranscodeSpec) -> Result<(), ServiceError> {
-    if !(spec.start_secs.is_finite() && spec.start_secs >= 0.0) {
-        return Err(ServiceError::new(
-            ErrorCode::InvalidRequest,
-            format!("start_seconds = {} must be >= 0", spec.start_secs),
-        ));
-    }
-    match spec.duration_secs {
-        Some(secs) if !(secs.is_finite() && secs > 0.0) => Err(ServiceError::new(
-            ErrorCode::InvalidRequest,
-            format!("duration_seconds = {secs} must be > 0"),
-        )),
-        _ => Ok(()),
-    }
 }
 
 fn invalid(error: impl std::fmt::Display) -> ServiceError {
