@@ -1,0 +1,159 @@
+"""Knows where a stream's output stands: passes on only whole units (PCM sample frames,
+Ogg pages, ADTS frames) and counts the seconds of audio they hold, so that a broken
+stream can be continued from the exact point its listener reached."""
+
+from __future__ import annotations
+
+import struct
+from typing import Protocol
+
+from .options import TranscodeRequest
+
+OGG_HEADER_BYTES = 27
+OPUS_GRANULE_RATE_HZ = 48_000
+ADTS_HEADER_BYTES = 7
+ADTS_SAMPLES_PER_BLOCK = 1024
+ADTS_RATES_HZ = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+class OutputTracker(Protocol):
+    """Splits a byte stream into whole units and counts their audio."""
+
+    output_secs: float
+    """Seconds of audio in the units passed on so far."""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The whole units completed by `chunk` (the rest is held back)."""
+
+    def flush(self) -> bytes:
+        """Whatever is held back, at the clean end of the stream."""
+
+    def restart(self) -> None:
+        """Drops what is held back: a new stream (from another backend) follows."""
+
+
+class PcmTracker:
+    """Raw s16le: whole sample frames, exact time."""
+
+    def __init__(self, sample_rate_hz: int, channels: int) -> None:
+        self._frame_bytes = 2 * channels
+        self._rate = sample_rate_hz
+        self._held = b""
+        self._frames = 0
+        self.output_secs = 0.0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        whole = len(data) - len(data) % self._frame_bytes
+        self._held = data[whole:]
+        self._frames += whole // self._frame_bytes
+        self.output_secs = self._frames / self._rate
+        return data[:whole]
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+    def restart(self) -> None:
+        self._held = b""
+
+
+class OggOpusTracker:
+    """Ogg Opus: whole pages; time from the granule position of the last page, less the
+    pre-skip. A following stream is chained (a new logical Ogg stream, RFC 7845)."""
+
+    def __init__(self) -> None:
+        self._held = b""
+        self._done_secs = 0.0
+        self._pre_skip = 0
+        self._granule = 0
+        self.output_secs = 0.0
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._held += chunk
+        whole = 0
+        while (size := self._page_size(self._held, whole)) is not None:
+            self._account(self._held[whole : whole + size])
+            whole += size
+        pages, self._held = self._held[:whole], self._held[whole:]
+        return pages
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+    def restart(self) -> None:
+        self._held = b""
+        self._done_secs = self.output_secs
+        self._pre_skip = 0
+        self._granule = 0
+
+    @staticmethod
+    def _page_size(data: bytes, offset: int) -> int | None:
+        header_end = offset + OGG_HEADER_BYTES
+        if len(data) < header_end:
+            return None
+        segments = data[header_end - 1]
+        if len(data) < header_end + segments:
+            return None
+        size = OGG_HEADER_BYTES + segments + sum(data[header_end : header_end + segments])
+        return size if len(data) >= offset + size else None
+
+    def _account(self, page: bytes) -> None:
+        granule = struct.unpack_from("<q", page, 6)[0]
+        body = page[OGG_HEADER_BYTES + page[OGG_HEADER_BYTES - 1] :]
+        if body.startswith(b"OpusHead") and len(body) >= 12:
+            self._pre_skip = struct.unpack_from("<H", body, 10)[0]
+        if granule > self._granule:
+            self._granule = granule
+            played = max(0, granule - self._pre_skip) / OPUS_GRANULE_RATE_HZ
+            self.output_secs = self._done_secs + played
+
+
+class AdtsTracker:
+    """AAC in ADTS: whole frames, 1024 samples per raw data block. Bytes that are not
+    ADTS are passed on as they come, without time."""
+
+    def __init__(self) -> None:
+        self._held = b""
+        self.output_secs = 0.0
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        whole = 0
+        while len(data) - whole >= ADTS_HEADER_BYTES:
+            header = data[whole : whole + ADTS_HEADER_BYTES]
+            if header[0] != 0xFF or header[1] & 0xF0 != 0xF0:
+                whole = len(data)
+                break
+            size = ((header[3] & 0x03) << 11) | (header[4] << 3) | (header[5] >> 5)
+            if size < ADTS_HEADER_BYTES or len(data) - whole < size:
+                break
+            self.output_secs += self._frame_secs(header)
+            whole += size
+        self._held = data[whole:]
+        return data[:whole]
+
+    @staticmethod
+    def _frame_secs(header: bytes) -> float:
+        rate_index = (header[2] >> 2) & 0x0F
+        blocks = (header[6] & 0x03) + 1
+        if rate_index >= len(ADTS_RATES_HZ):
+            return 0.0
+        return blocks * ADTS_SAMPLES_PER_BLOCK / ADTS_RATES_HZ[rate_index]
+
+    def flush(self) -> bytes:
+        held, self._held = self._held, b""
+        return held
+
+    def restart(self) -> None:
+        self._held = b""
+
+
+def tracker_for(request: TranscodeRequest) -> OutputTracker:
+    """The tracker for the request's output format."""
+    if request.output_format == "pcm":
+        return PcmTracker(request.sample_rate, request.channels)
+    if request.output_format == "opus":
+        return OggOpusTracker()
+    return AdtsTracker()

@@ -1,0 +1,132 @@
+"""When the service cannot serve: down, hung, full, or dying mid-stream. The fallback
+must start within the targets and the listener must hear the whole source."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import pytest
+from conftest import ServiceProcess
+from media import Origin, decode, duration_secs, tone_track
+
+from streamer import Filters, ServiceUnavailable, TranscodeClient
+from streamer.retry import RetryPolicy
+
+PCM_BYTES_PER_SEC = 48_000 * 2 * 2
+
+
+async def first_chunk_after(client: TranscodeClient, url: str) -> tuple[float, str]:
+    """Seconds from the call to the first chunk, and the backend that sent it."""
+    started = time.monotonic()
+    async with client.stream(url, output_format="pcm") as stream:
+        async for chunk in stream:
+            assert chunk
+            return time.monotonic() - started, stream.backend
+    raise AssertionError("the stream was empty")
+
+
+def fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "falling back" in r.getMessage()]
+
+
+async def test_a_service_that_is_down_falls_back_within_half_a_second(
+    dead_url: str, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TranscodeClient(dead_url) as client:
+        seconds, backend = await first_chunk_after(client, origin.url("tone440_4s.wav"))
+    assert backend == "ffmpeg"
+    assert seconds < 0.5
+    [warning] = fallback_warnings(caplog)
+    assert "cannot connect to the service" in warning
+
+
+async def test_a_hung_service_falls_back_within_three_seconds(
+    hung_url: str, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TranscodeClient(hung_url) as client:
+        seconds, backend = await first_chunk_after(client, origin.url("tone440_4s.wav"))
+    assert backend == "ffmpeg"
+    assert seconds < 3.0
+    [warning] = fallback_warnings(caplog)
+    assert "hung" in warning
+
+
+async def test_a_full_service_is_retried_after_its_retry_after_then_falls_back(
+    start_service, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    service: ServiceProcess = start_service(TRANSCODER_MAX_STREAMS="1")
+    capacity_errors = 'transcode_errors_total{code="CAPACITY_EXCEEDED"}'
+    async with httpx.AsyncClient(base_url=service.url, timeout=10) as holder:
+        body = {"source_url": origin.url("tone440_20s.wav"), "output_format": "pcm"}
+        async with holder.stream("POST", "/transcode", json=body) as held:
+            assert held.status_code == 200
+            before = service.metric(capacity_errors)
+            started = time.monotonic()
+            async with TranscodeClient(service.url) as client:
+                seconds, backend = await first_chunk_after(client, origin.url("tone440_4s.wav"))
+    # Retry-After is 1 s: one retry fits the 2 s budget, a second one would not.
+    assert service.metric(capacity_errors) - before == 2
+    assert backend == "ffmpeg"
+    assert 1.0 <= time.monotonic() - started and seconds < 2.5
+    [warning] = fallback_warnings(caplog)
+    assert "CAPACITY_EXCEEDED" in warning
+
+
+async def test_without_the_fallback_an_unavailable_service_is_an_error(dead_url: str, origin: Origin) -> None:
+    async with TranscodeClient(dead_url, fallback=False, retry=RetryPolicy(max_attempts=2)) as client:
+        with pytest.raises(ServiceUnavailable, match="cannot connect"):
+            await first_chunk_after(client, origin.url("tone440_4s.wav"))
+
+
+async def play_until_killed(
+    client: TranscodeClient, service: ServiceProcess, url: str, kill_after_secs: float, **options: object
+) -> tuple[bytes, dict[str, int]]:
+    """Reads a pcm stream, kills the service once `kill_after_secs` of audio arrived, and
+    reads on to the end. Returns the audio and the bytes per backend."""
+    data = b""
+    bytes_by_backend = {"rust": 0, "ffmpeg": 0}
+    async with client.stream(url, output_format="pcm", **options) as stream:
+        async for chunk in stream:
+            data += chunk
+            bytes_by_backend[stream.backend] += len(chunk)
+            if service.process.poll() is None and len(data) >= kill_after_secs * PCM_BYTES_PER_SEC:
+                service.kill()
+    return data, bytes_by_backend
+
+
+async def test_a_service_killed_mid_stream_is_continued_by_ffmpeg_from_the_same_position(
+    start_service, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The origin sends 8x faster than real time, so the service is still running when
+    # the listener has heard three seconds.
+    dripped = origin.url("steps_20s.wav", rate=8 * PCM_BYTES_PER_SEC)
+    filters = Filters(speed=1.25)
+    service: ServiceProcess = start_service()
+    async with TranscodeClient(service.url) as client:
+        unbroken = b""
+        async with client.stream(origin.url("steps_20s.wav"), output_format="pcm", filters=filters) as stream:
+            async for chunk in stream:
+                unbroken += chunk
+        broken, bytes_by_backend = await play_until_killed(client, service, dripped, 3.0, filters=filters)
+
+    rust_secs = bytes_by_backend["rust"] / PCM_BYTES_PER_SEC
+    assert 3.0 <= rust_secs < 10.0, "the service was killed mid-stream"
+    assert bytes_by_backend["ffmpeg"] > 0
+    assert len(broken) % 4 == 0
+    whole, cut = decode(unbroken, "pcm"), decode(broken, "pcm")
+    assert duration_secs(whole) == pytest.approx(20 / 1.25, abs=0.01)
+    assert abs(duration_secs(cut) - duration_secs(whole)) < 0.1
+    # The tone steps every 1.6 s of output: the same tone at the same time in both runs
+    # means the fallback went on from the right source position (a window that holds a
+    # step may differ).
+    differing = [
+        index
+        for index, (heard, expected) in enumerate(zip(tone_track(cut), tone_track(whole), strict=False))
+        if abs(heard - expected) > 0.03 * expected
+    ]
+    steps = 9
+    assert len(differing) <= steps, differing
+    assert client.breaker.consecutive_failures == 1
+    assert any("continuing on ffmpeg" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
