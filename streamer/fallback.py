@@ -42,7 +42,7 @@ def ffmpeg_command(ffmpeg: str, request: TranscodeRequest) -> list[str]:
     if request.start_seconds > 0:
         argv += ["-ss", f"{request.start_seconds:.6f}"]
     argv += ["-i", request.source_url, "-vn", "-sn", "-dn"]
-    graph = filter_graph(request.filters, request.stream_rate_hz)
+    graph = filter_graph(request.filters, request.stream_rate_hz, request.channels)
     if graph:
         argv += ["-af", graph]
     argv += ["-ac", str(request.channels), "-ar", str(request.stream_rate_hz)]
@@ -54,15 +54,20 @@ def ffmpeg_command(ffmpeg: str, request: TranscodeRequest) -> list[str]:
     return [*argv, "-flush_packets", "1", "pipe:1"]
 
 
-def filter_graph(filters: Filters, rate_hz: int) -> str:
+def filter_graph(filters: Filters, rate_hz: int, channels: int) -> str:
     """ffmpeg's filter chain for `filters`, in the service's order: rate/pitch/tempo, EQ,
-    loudness, volume, limiter. Empty when there is nothing to do."""
+    loudness, volume, limiter. Empty when there is nothing to do.
+
+    The limiter gets an explicit format: when the source's channel layout is unknown,
+    ffmpeg cannot negotiate one for alimiter on its own after loudnorm."""
     chain = [*_time_filters(filters, rate_hz), *_eq_filters(filters)]
     if filters.normalize is not None:
         chain += [f"loudnorm=I={filters.normalize.target_lufs:g}:TP=-1", f"aresample={rate_hz}"]
     if filters.volume != 1.0:
         chain.append(f"volume={filters.volume:g}")
     if _can_boost(filters):
+        layout = "stereo" if channels == 2 else "mono"
+        chain.append(f"aformat=channel_layouts={layout}")
         chain.append(f"alimiter=limit={LIMITER_CEILING:.6f}:level=disabled:latency=enabled")
     return ",".join(chain)
 

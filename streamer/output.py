@@ -10,6 +10,7 @@ from typing import Protocol
 from .options import TranscodeRequest
 
 OGG_HEADER_BYTES = 27
+OGG_END_OF_STREAM = 0x04
 OPUS_GRANULE_RATE_HZ = 48_000
 ADTS_HEADER_BYTES = 7
 ADTS_SAMPLES_PER_BLOCK = 1024
@@ -28,8 +29,9 @@ class OutputTracker(Protocol):
     def flush(self) -> bytes:
         """Whatever is held back, at the clean end of the stream."""
 
-    def restart(self) -> None:
-        """Drops what is held back: a new stream (from another backend) follows."""
+    def restart(self) -> bytes:
+        """Drops what is held back because a new stream (from another backend) follows;
+        returns what must be passed on first to close the broken stream cleanly."""
 
 
 class PcmTracker:
@@ -54,19 +56,22 @@ class PcmTracker:
         held, self._held = self._held, b""
         return held
 
-    def restart(self) -> None:
+    def restart(self) -> bytes:
         self._held = b""
+        return b""
 
 
 class OggOpusTracker:
     """Ogg Opus: whole pages; time from the granule position of the last page, less the
-    pre-skip. A following stream is chained (a new logical Ogg stream, RFC 7845)."""
+    pre-skip. A following stream is chained (a new logical Ogg stream, RFC 7845): the
+    broken one is first closed with an empty end-of-stream page."""
 
     def __init__(self) -> None:
         self._held = b""
         self._done_secs = 0.0
         self._pre_skip = 0
         self._granule = 0
+        self._last_page: bytes | None = None
         self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
@@ -82,11 +87,14 @@ class OggOpusTracker:
         held, self._held = self._held, b""
         return held
 
-    def restart(self) -> None:
+    def restart(self) -> bytes:
+        closing = _end_of_stream_page(self._last_page) if self._last_page else b""
         self._held = b""
         self._done_secs = self.output_secs
         self._pre_skip = 0
         self._granule = 0
+        self._last_page = None
+        return closing
 
     @staticmethod
     def _page_size(data: bytes, offset: int) -> int | None:
@@ -100,6 +108,7 @@ class OggOpusTracker:
         return size if len(data) >= offset + size else None
 
     def _account(self, page: bytes) -> None:
+        self._last_page = None if page[5] & OGG_END_OF_STREAM else page[:OGG_HEADER_BYTES]
         granule = struct.unpack_from("<q", page, 6)[0]
         body = page[OGG_HEADER_BYTES + page[OGG_HEADER_BYTES - 1] :]
         if body.startswith(b"OpusHead") and len(body) >= 12:
@@ -108,6 +117,24 @@ class OggOpusTracker:
             self._granule = granule
             played = max(0, granule - self._pre_skip) / OPUS_GRANULE_RATE_HZ
             self.output_secs = self._done_secs + played
+
+
+def _end_of_stream_page(last_header: bytes) -> bytes:
+    """An empty page that ends the logical stream of the page whose header is given."""
+    version, _, _, serial, sequence = struct.unpack_from("<4sBBqII", last_header)[1:6]
+    header = struct.pack("<4sBBqIIIB", b"OggS", version, OGG_END_OF_STREAM, -1, serial, sequence + 1, 0, 0)
+    return header[:22] + struct.pack("<I", _ogg_crc(header)) + header[26:]
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, not reflected, initial 0)."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+            crc &= 0xFFFFFFFF
+    return crc
 
 
 class AdtsTracker:
@@ -146,8 +173,9 @@ class AdtsTracker:
         held, self._held = self._held, b""
         return held
 
-    def restart(self) -> None:
+    def restart(self) -> bytes:
         self._held = b""
+        return b""
 
 
 def tracker_for(request: TranscodeRequest) -> OutputTracker:

@@ -353,6 +353,8 @@ class TranscodeStream:
             try:
                 raw = await self._body.read()
             except _StreamBroken as broken:
+                if closing := self._output.restart():
+                    yield closing
                 if not await self._fail_over(str(broken)):
                     return
                 continue
@@ -368,7 +370,6 @@ class TranscodeStream:
         if self._permit is not None:
             self._client.breaker.failed(self._permit)
         await self._body.aclose()
-        self._output.restart()
         rest = self.request.continued_after(self.output_seconds)
         if rest is None:
             return False

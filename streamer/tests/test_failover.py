@@ -4,6 +4,7 @@ must start within the targets and the listener must hear the whole source."""
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 
 import httpx
@@ -130,3 +131,28 @@ async def test_a_service_killed_mid_stream_is_continued_by_ffmpeg_from_the_same_
     assert len(differing) <= steps, differing
     assert client.breaker.consecutive_failures == 1
     assert any("continuing on ffmpeg" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("output_format", ["opus", "aac"])
+async def test_opus_and_aac_broken_mid_stream_go_on_from_about_the_same_position(
+    start_service, origin: Origin, output_format: str, tmp_path
+) -> None:
+    service: ServiceProcess = start_service()
+    dripped = origin.url("steps_20s.wav", rate=8 * PCM_BYTES_PER_SEC)
+    data = b""
+    async with TranscodeClient(service.url) as client:
+        async with client.stream(dripped, output_format=output_format, filters=Filters(speed=1.25)) as stream:
+            async for chunk in stream:
+                data += chunk
+                if service.process.poll() is None and stream.output_seconds >= 3.0:
+                    service.kill()
+    assert stream.backend == "ffmpeg"
+    frames = decode(data, output_format)
+    # Best effort: the position comes from the last whole Ogg page or ADTS frame heard.
+    assert duration_secs(frames) == pytest.approx(20 / 1.25, abs=0.15)
+    if output_format == "opus":
+        saved = tmp_path / "chained.opus"
+        saved.write_bytes(data)
+        report = subprocess.run(["opusinfo", str(saved)], capture_output=True, text=True, check=True)
+        assert report.stdout.count("New logical stream") == 2
+        assert "WARNING" not in report.stdout + report.stderr and "ERROR" not in report.stdout
