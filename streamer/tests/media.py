@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 
@@ -68,7 +68,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
     """Serves files from the origin's directory with Range support.
 
     `?rate=BYTES_PER_SEC` drips the body at that speed, so a test can act while a
-    stream is still running."""
+    stream is still running; `?delay=SECS` waits that long before answering."""
 
     protocol_version = "HTTP/1.1"
     server: _OriginServer
@@ -79,6 +79,8 @@ class _OriginHandler(BaseHTTPRequestHandler):
         if not path.is_file():
             self.send_error(404)
             return
+        query = parse_qs(url.query)
+        time.sleep(float(query.get("delay", ["0"])[0]))
         body = path.read_bytes()
         start, end = 0, len(body)
         ranged = self.headers.get("Range", "")
@@ -100,7 +102,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html" if path.suffix == ".html" else "audio/wav")
         self.send_header("Content-Length", str(end - start))
         self.end_headers()
-        rate = int(parse_qs(url.query).get("rate", ["0"])[0])
+        rate = int(query.get("rate", ["0"])[0])
         self._send_body(body[start:end], rate)
 
     def _send_body(self, body: bytes, bytes_per_sec: int) -> None:
@@ -134,10 +136,11 @@ class Origin:
 
     server: _OriginServer
 
-    def url(self, name: str, *, rate: int = 0) -> str:
-        """The URL of source `name`, dripped at `rate` bytes per second when given."""
-        query = f"?rate={rate}" if rate else ""
-        return f"http://127.0.0.1:{self.server.server_port}/{name}{query}"
+    def url(self, name: str, *, rate: int = 0, delay_secs: float = 0.0) -> str:
+        """The URL of source `name`, dripped at `rate` bytes per second and answered
+        after `delay_secs` when given."""
+        query = urlencode({key: value for key, value in (("rate", rate), ("delay", delay_secs)) if value})
+        return f"http://127.0.0.1:{self.server.server_port}/{name}{'?' + query if query else ''}"
 
     @classmethod
     def start(cls, root: Path) -> Origin:

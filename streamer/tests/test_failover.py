@@ -54,6 +54,16 @@ async def test_a_hung_service_falls_back_within_three_seconds(
     assert "hung" in warning
 
 
+async def test_a_service_waiting_for_a_slow_source_is_not_taken_for_hung(
+    service: ServiceProcess, origin: Origin, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with TranscodeClient(service.url) as client:
+        seconds, backend = await first_chunk_after(client, origin.url("tone440_4s.wav", delay_secs=1.8))
+    assert backend == "rust"
+    assert seconds >= 1.8
+    assert not fallback_warnings(caplog)
+
+
 async def test_a_full_service_is_retried_after_its_retry_after_then_falls_back(
     start_service, origin: Origin, caplog: pytest.LogCaptureFixture
 ) -> None:
