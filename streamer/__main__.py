@@ -1,0 +1,5 @@
+"""`python -m streamer play URL ...`: see `streamer.main.cli`."""
+
+from .main import cli
+
+raise SystemExit(cli())
