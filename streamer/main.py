@@ -224,8 +224,13 @@ class _Feed:
     async def _read(self, client: TranscodeClient, url: str, start: float, duration: float | None) -> None:
         try:
             async with client.stream(
-                url, output_format="pcm", sample_rate=SAMPLE_RATE_HZ, channels=CHANNELS,
-                start_seconds=start, duration_seconds=duration, filters=self.filters,
+                url,
+                output_format="pcm",
+                sample_rate=SAMPLE_RATE_HZ,
+                channels=CHANNELS,
+                start_seconds=start,
+                duration_seconds=duration,
+                filters=self.filters,
             ) as stream:
                 self._stream = stream
                 framer = Framer()
@@ -296,7 +301,7 @@ class Player:
 
     @property
     def backend(self) -> str | None:
-        """"rust" or "ffmpeg": the backend of the current (or last) stream."""
+        """ "rust" or "ffmpeg": the backend of the current (or last) stream."""
         return self._feed.backend if self._feed is not None else None
 
     @property

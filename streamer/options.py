@@ -162,7 +162,9 @@ class TranscodeRequest:
     def __post_init__(self) -> None:
         _check_url(self.source_url)
         if self.output_format not in OUTPUT_FORMATS:
-            raise InvalidRequest(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}")
+            raise InvalidRequest(
+                f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {self.output_format!r}"
+            )
         _whole(self.sample_rate, "sample_rate", *SAMPLE_RATES_HZ[self.output_format])
         _whole(self.channels, "channels", 1, 2)
         _whole(self.bitrate_kbps, "bitrate_kbps", *BITRATES_KBPS[self.output_format])

@@ -5,7 +5,6 @@ the service cannot serve, including mid-stream from the point the listener reach
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -126,7 +125,7 @@ class TranscodeClient:
 
     @property
     def breaker_state(self) -> str:
-        """"closed", "open" or "half_open"."""
+        """ "closed", "open" or "half_open"."""
         return self.breaker.state.value
 
     def stream(

@@ -12,5 +12,7 @@ cargo test --workspace --release --locked
 cargo build --release --locked
 python3 -m venv .venv
 .venv/bin/pip install --quiet -r contracts/requirements.txt -e "streamer[test,tgcalls]"
-.venv/bin/python -m pytest -q contracts
+.venv/bin/python -m pytest -q -p no:asyncio contracts
+.venv/bin/ruff check --quiet streamer
+.venv/bin/ruff format --check --quiet streamer
 .venv/bin/python -m pytest -q streamer

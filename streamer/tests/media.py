@@ -23,8 +23,7 @@ SOURCES = {
     "tone440_20s.wav": "aevalsrc=0.3*sin(2*PI*440*t)|0.3*sin(2*PI*440*t):s=48000:d=20",
     # 440 Hz for two seconds, then 880 Hz: the audio itself tells the source position.
     "two_tones_4s.wav": (
-        "aevalsrc=0.3*sin(2*PI*if(lt(t\\,2)\\,440\\,880)*t)"
-        "|0.3*sin(2*PI*if(lt(t\\,2)\\,440\\,880)*t):s=48000:d=4"
+        "aevalsrc=0.3*sin(2*PI*if(lt(t\\,2)\\,440\\,880)*t)|0.3*sin(2*PI*if(lt(t\\,2)\\,440\\,880)*t):s=48000:d=4"
     ),
     # A tone that steps up 100 Hz every two seconds, from 300 Hz: the audio tells where
     # in the source it comes from.
@@ -73,7 +72,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _OriginServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         url = urlsplit(self.path)
         path = self.server.root / url.path.lstrip("/")
         if not path.is_file():
@@ -118,7 +117,7 @@ class _OriginHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         """Keeps the test output quiet."""
 
 
@@ -210,9 +209,23 @@ def integrated_lufs(frames: np.ndarray) -> float:
     """Integrated loudness as ffmpeg's ebur128 filter measures it."""
     done = subprocess.run(
         [
-            "ffmpeg", "-nostdin", "-hide_banner", "-nostats",
-            "-f", "f32le", "-ar", str(ANALYSIS_RATE_HZ), "-ac", str(frames.shape[1]), "-i", "pipe:0",
-            "-af", "ebur128", "-f", "null", "-",
+            "ffmpeg",
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-f",
+            "f32le",
+            "-ar",
+            str(ANALYSIS_RATE_HZ),
+            "-ac",
+            str(frames.shape[1]),
+            "-i",
+            "pipe:0",
+            "-af",
+            "ebur128",
+            "-f",
+            "null",
+            "-",
         ],
         input=frames.astype("<f4").tobytes(),
         capture_output=True,

@@ -45,7 +45,13 @@ async def collect(client: TranscodeClient, url: str, **options: object) -> tuple
     ids=["speed-volume", "rate", "pitch-treble"],
 )
 async def test_each_format_is_served_by_the_service_with_its_filters(
-    service: ServiceProcess, origin: Origin, output_format: str, filters: Filters, seconds: float, hz: float, gain_db: float
+    service: ServiceProcess,
+    origin: Origin,
+    output_format: str,
+    filters: Filters,
+    seconds: float,
+    hz: float,
+    gain_db: float,
 ) -> None:
     async with TranscodeClient(service.url) as client:
         data, stream = await collect(client, origin.url("tone440_4s.wav"), output_format=output_format, filters=filters)

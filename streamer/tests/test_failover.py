@@ -80,7 +80,7 @@ async def test_a_full_service_is_retried_after_its_retry_after_then_falls_back(
     # Retry-After is 1 s: one retry fits the 2 s budget, a second one would not.
     assert service.metric(capacity_errors) - before == 2
     assert backend == "ffmpeg"
-    assert 1.0 <= time.monotonic() - started and seconds < 2.5
+    assert time.monotonic() - started >= 1.0 and seconds < 2.5
     [warning] = fallback_warnings(caplog)
     assert "CAPACITY_EXCEEDED" in warning
 
@@ -150,12 +150,12 @@ async def test_opus_and_aac_broken_mid_stream_go_on_from_about_the_same_position
     service: ServiceProcess = start_service()
     dripped = origin.url("steps_20s.wav", rate=8 * PCM_BYTES_PER_SEC)
     data = b""
-    async with TranscodeClient(service.url) as client:
-        async with client.stream(dripped, output_format=output_format, filters=Filters(speed=1.25)) as stream:
-            async for chunk in stream:
-                data += chunk
-                if service.process.poll() is None and stream.output_seconds >= 3.0:
-                    service.kill()
+    client = TranscodeClient(service.url)
+    async with client, client.stream(dripped, output_format=output_format, filters=Filters(speed=1.25)) as stream:
+        async for chunk in stream:
+            data += chunk
+            if service.process.poll() is None and stream.output_seconds >= 3.0:
+                service.kill()
     assert stream.backend == "ffmpeg"
     frames = decode(data, output_format)
     # Best effort: the position comes from the last whole Ogg page or ADTS frame heard.

@@ -31,7 +31,14 @@ CASES = [
     ("treble", "tone440_4s.wav", Filters(eq_preset="treble"), 4.0, 440.0, None),
     ("voice", "tone440_4s.wav", Filters(eq_preset="voice"), 4.0, 440.0, None),
     ("band", "tone440_4s.wav", Filters(eq_bands=(EqBand(440, 6, 1.0),)), 4.0, 440.0, 6.0),
-    ("speed-volume-eq", "tone100_4s.wav", Filters(speed=1.5, volume=0.5, eq_preset="bass_boost"), 4.0 / 1.5, 100.0, -3.02),
+    (
+        "speed-volume-eq",
+        "tone100_4s.wav",
+        Filters(speed=1.5, volume=0.5, eq_preset="bass_boost"),
+        4.0 / 1.5,
+        100.0,
+        -3.02,
+    ),
 ]
 
 
@@ -44,9 +51,18 @@ async def render(base_url: str, url: str, filters: Filters) -> tuple[bytes, str]
     return data, stream.backend
 
 
-@pytest.mark.parametrize(("source", "filters", "seconds", "hz", "gain_db"), [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+@pytest.mark.parametrize(
+    ("source", "filters", "seconds", "hz", "gain_db"), [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
 async def test_the_fallback_renders_each_filter_like_the_service(
-    service: ServiceProcess, dead_url: str, origin: Origin, source: str, filters: Filters, seconds: float, hz: float, gain_db: float | None
+    service: ServiceProcess,
+    dead_url: str,
+    origin: Origin,
+    source: str,
+    filters: Filters,
+    seconds: float,
+    hz: float,
+    gain_db: float | None,
 ) -> None:
     url = origin.url(source)
     native, native_backend = await render(service.url, url, filters)
@@ -108,15 +124,18 @@ def test_atempo_chains_multiply_to_the_factor_within_range(factor: float) -> Non
 
 
 async def test_a_closed_fallback_leaves_no_ffmpeg_behind(dead_url: str, origin: Origin) -> None:
-    async with TranscodeClient(dead_url) as client:
-        async with client.stream(origin.url("tone440_20s.wav"), output_format="pcm") as stream:
-            async for _ in stream:
-                assert ffmpeg_children(), "ffmpeg runs while the stream is read"
-                break
+    client = TranscodeClient(dead_url)
+    async with client, client.stream(origin.url("tone440_20s.wav"), output_format="pcm") as stream:
+        async for _ in stream:
+            assert ffmpeg_children(), "ffmpeg runs while the stream is read"
+            break
     assert not ffmpeg_children()
 
 
 def ffmpeg_children() -> list[str]:
     """The ffmpeg processes this test process started that still exist (even as zombies)."""
-    listed = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True)
+    # ps exits with 1 when no process matches.
+    listed = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True, check=False
+    )
     return [line for line in listed.stdout.splitlines() if "ffmpeg" in line]

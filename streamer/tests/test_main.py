@@ -339,7 +339,7 @@ async def test_changes_reach_a_player_waiting_for_data(service, origin) -> None:
     sink = RecordingSink(clock)
 
     async def when_played(output_secs: float) -> None:
-        while player.output_secs < output_secs:
+        while player.output_secs < output_secs:  # noqa: ASYNC110 (polls the player's public state)
             await asyncio.sleep(0.005)
 
     async def control() -> tuple[float, float, float]:

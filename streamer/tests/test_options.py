@@ -62,7 +62,9 @@ def test_request_fields_out_of_the_api_ranges_are_refused(fields: dict[str, obje
 
 
 def test_a_continued_request_starts_where_the_listener_is_and_keeps_the_duration_limit() -> None:
-    request = TranscodeRequest("http://origin/a.mp3", start_seconds=10, duration_seconds=30, filters=Filters(speed=1.5, rate=0.8, pitch=2))
+    request = TranscodeRequest(
+        "http://origin/a.mp3", start_seconds=10, duration_seconds=30, filters=Filters(speed=1.5, rate=0.8, pitch=2)
+    )
     rest = request.continued_after(5.0)
     assert rest is not None
     assert rest.start_seconds == pytest.approx(10 + 5.0 * 1.2)

@@ -32,7 +32,9 @@ def split_randomly(data: bytes, seed: int) -> list[bytes]:
         (AdtsTracker, ["-c:a", "aac", "-f", "adts"], 3.0, 0.05),
     ],
 )
-def test_whole_pages_and_frames_pass_whatever_the_chunking(tracker: type, args: list[str], seconds: float, slack: float) -> None:
+def test_whole_pages_and_frames_pass_whatever_the_chunking(
+    tracker: type, args: list[str], seconds: float, slack: float
+) -> None:
     encoded = run_ffmpeg([*TONE, *args, "pipe:1"])
     for seed in range(3):
         tracking = tracker()
