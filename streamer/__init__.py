@@ -1,6 +1,7 @@
 """Client of the rust-transcoder service for the Telegram streamer: streams transcoded
 audio from the service, with retry, a circuit breaker and a local ffmpeg fallback."""
 
+from .breaker import BreakerState, CircuitBreaker
 from .errors import (
     CapacityExceeded,
     FallbackFailed,
@@ -21,10 +22,13 @@ from .errors import (
     UrlForbidden,
 )
 from .options import EqBand, Filters, Normalize, TranscodeRequest
-from .transcode_client import TranscodeClient, TranscodeStream
+from .retry import RetryPolicy
+from .transcode_client import Timeouts, TranscodeClient, TranscodeStream
 
 __all__ = [
+    "BreakerState",
     "CapacityExceeded",
+    "CircuitBreaker",
     "EqBand",
     "FallbackFailed",
     "FilterInvalid",
@@ -35,11 +39,13 @@ __all__ = [
     "Normalize",
     "NotFound",
     "RangeInvalid",
+    "RetryPolicy",
     "ServiceUnavailable",
     "ShuttingDown",
     "SourceTimeout",
     "SourceTooLarge",
     "SourceUnreachable",
+    "Timeouts",
     "TranscodeClient",
     "TranscodeError",
     "TranscodeRequest",

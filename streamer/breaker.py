@@ -21,13 +21,12 @@ class BreakerState(str, Enum):
     """The reset timeout has passed: the next call (one only) probes the service."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Permit:
-    """Leave to call the service once; settle it with the breaker's `succeeded`,
-    `failed` or `released`."""
+    """Leave to call the service once; report the outcome with the breaker's
+    `succeeded`, `failed` or `released`."""
 
     probe: bool
-    settled: bool = False
 
 
 class CircuitBreaker:
@@ -53,14 +52,14 @@ class CircuitBreaker:
         self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
-        self._probing = False
+        self._probe: Permit | None = None
 
     @property
     def state(self) -> BreakerState:
         """The current state (an open breaker whose timeout has passed is half open)."""
         if self._opened_at is None:
             return BreakerState.CLOSED
-        if self._probing or self._clock() - self._opened_at >= self.reset_timeout_secs:
+        if self._probe is not None or self._clock() - self._opened_at >= self.reset_timeout_secs:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
@@ -74,31 +73,29 @@ class CircuitBreaker:
         state = self.state
         if state is BreakerState.CLOSED:
             return Permit(probe=False)
-        if state is BreakerState.HALF_OPEN and not self._probing:
-            self._probing = True
-            return Permit(probe=True)
+        if state is BreakerState.HALF_OPEN and self._probe is None:
+            self._probe = Permit(probe=True)
+            return self._probe
         return None
 
     def succeeded(self, permit: Permit) -> None:
-        """The service answered: the breaker closes and the failure count restarts."""
-        self._settle(permit)
+        """The service answered: the breaker closes (dropping any probe in flight) and the
+        failure count restarts."""
         self._failures = 0
         self._opened_at = None
+        self._probe = None
 
     def failed(self, permit: Permit) -> None:
-        """The service failed this call (a stream that broke after a success counts too)."""
-        was_probe = permit.probe and not permit.settled
-        self._settle(permit)
+        """The service failed this call (a stream that broke after a success counts too).
+        A failed probe opens the breaker for another reset timeout."""
         self._failures += 1
-        if was_probe or (self._opened_at is None and self._failures >= self.failure_threshold):
+        if permit is self._probe or (self._opened_at is None and self._failures >= self.failure_threshold):
             self._opened_at = self._clock()
+        if permit is self._probe:
+            self._probe = None
 
     def released(self, permit: Permit) -> None:
-        """The call ended without a verdict (cancelled): neither success nor failure."""
-        if not permit.settled:
-            self._settle(permit)
-
-    def _settle(self, permit: Permit) -> None:
-        if permit.probe and not permit.settled:
-            self._probing = False
-        permit.settled = True
+        """The call ended without a verdict (cancelled): neither success nor failure; a
+        released probe lets the next caller probe."""
+        if permit is self._probe:
+            self._probe = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections import deque
 
 from .errors import FallbackFailed
@@ -16,6 +17,8 @@ STDERR_TAIL_LINES = 20
 STDERR_LINE_CHARS = 300
 # The source may stall this long before ffmpeg gives up (microseconds for -rw_timeout).
 SOURCE_IDLE_TIMEOUT_US = 15_000_000
+# A URL's path and query may carry tokens: stderr lines keep only scheme and host.
+URL_PATH = re.compile(r"(https?://[^/\s'\"]+)[^\s'\"]*")
 LIMITER_CEILING = 10 ** (-1 / 20)  # -1 dBFS, as the service's limiter
 ATEMPO_RANGE = (0.5, 2.0)
 
@@ -156,14 +159,18 @@ class FfmpegProcess:
         return b""
 
     async def aclose(self) -> None:
-        """Kills ffmpeg if it still runs and waits for it."""
+        """Kills ffmpeg if it still runs and reaps it.
+
+        The output nobody will read is drained to its end first: asyncio stops reading a
+        pipe whose buffer is full, and would then wait forever for it to close."""
         if self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
+        assert self._process.stdout is not None
+        while await self._process.stdout.read(READ_BYTES):
+            pass
         await self._process.wait()
-        self._stderr_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._stderr_task
+        await self._stderr_task
 
     async def _collect_stderr(self) -> None:
         assert self._process.stderr is not None
@@ -176,6 +183,6 @@ class FfmpegProcess:
         self._remember(pending)
 
     def _remember(self, line: bytes) -> None:
-        text = line.decode(errors="replace").rstrip()
+        text = URL_PATH.sub(r"\1/...", line.decode(errors="replace").rstrip())
         if text:
             self._stderr_tail.append(text[:STDERR_LINE_CHARS])

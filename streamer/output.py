@@ -45,6 +45,7 @@ class PcmTracker:
         self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
+        """The whole sample frames completed by `chunk`."""
         data = self._held + chunk
         whole = len(data) - len(data) % self._frame_bytes
         self._held = data[whole:]
@@ -53,10 +54,12 @@ class PcmTracker:
         return data[:whole]
 
     def flush(self) -> bytes:
+        """What is held back (nothing, for a stream that ended cleanly)."""
         held, self._held = self._held, b""
         return held
 
     def restart(self) -> bytes:
+        """Drops the partial unit; nothing is needed to close the stream."""
         self._held = b""
         return b""
 
@@ -75,6 +78,7 @@ class OggOpusTracker:
         self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
+        """The whole pages completed by `chunk`."""
         self._held += chunk
         whole = 0
         while (size := self._page_size(self._held, whole)) is not None:
@@ -84,10 +88,12 @@ class OggOpusTracker:
         return pages
 
     def flush(self) -> bytes:
+        """What is held back (nothing, for a stream that ended cleanly)."""
         held, self._held = self._held, b""
         return held
 
     def restart(self) -> bytes:
+        """Drops the partial page and returns an end-of-stream page for the broken stream."""
         closing = _end_of_stream_page(self._last_page) if self._last_page else b""
         self._held = b""
         self._done_secs = self.output_secs
@@ -146,6 +152,7 @@ class AdtsTracker:
         self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
+        """The whole ADTS frames completed by `chunk`."""
         data = self._held + chunk
         whole = 0
         while len(data) - whole >= ADTS_HEADER_BYTES:
@@ -170,10 +177,12 @@ class AdtsTracker:
         return blocks * ADTS_SAMPLES_PER_BLOCK / ADTS_RATES_HZ[rate_index]
 
     def flush(self) -> bytes:
+        """What is held back (nothing, for a stream that ended cleanly)."""
         held, self._held = self._held, b""
         return held
 
     def restart(self) -> bytes:
+        """Drops the partial unit; nothing is needed to close the stream."""
         self._held = b""
         return b""
 

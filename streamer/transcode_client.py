@@ -5,6 +5,7 @@ the service cannot serve, including mid-stream from the point the listener reach
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .breaker import BreakerState, CircuitBreaker, Permit
+from .breaker import CircuitBreaker, Permit
 from .errors import ERRORS_BY_CODE, FallbackFailed, ServiceUnavailable, TranscodeError
 from .fallback import FfmpegProcess, ffmpeg_command
 from .options import Filters, OutputFormat, TranscodeRequest
@@ -32,6 +33,8 @@ RETRYABLE_STATUSES = (502, 503, 504)
 # against the breaker.
 SOURCE_FAULT_CODES = ("SOURCE_UNREACHABLE", "TIMEOUT")
 ERROR_BODY_LIMIT_BYTES = 64 * 1024
+# The least time an attempt gets to connect and answer, even at the retry deadline.
+MIN_ATTEMPT_SECS = 0.05
 
 Backend = Literal["rust", "ffmpeg"]
 
@@ -156,10 +159,6 @@ class TranscodeClient:
         )
         return StreamContext(self, request)
 
-    def stream_request(self, request: TranscodeRequest) -> StreamContext:
-        """Like `stream`, for a prepared request."""
-        return StreamContext(self, request)
-
     async def open(self, request: TranscodeRequest) -> TranscodeStream:
         """Opens a stream (its first chunk is ready); the caller must `aclose` it."""
         permit = self.breaker.acquire()
@@ -188,24 +187,24 @@ class TranscodeClient:
     async def _open_on_service(self, request: TranscodeRequest, *, probe: bool) -> httpx.Response:
         """The service's 200 response, after retries; raises _Failure or a 4xx error."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        deadline = loop.time() + self.retry.deadline_secs
         attempts = 1 if probe else self.retry.max_attempts
         attempt = 1
         while True:
             try:
-                return await self._attempt(request)
+                return await self._attempt(request, deadline)
             except _Failure as failure:
                 pause = self.retry.pause_secs(attempt, failure.retry_after_secs, self._rng)
-                out_of_budget = loop.time() - started + pause > self.retry.deadline_secs
+                out_of_budget = loop.time() + pause > deadline
                 if not failure.retryable or attempt >= attempts or out_of_budget:
                     raise
                 logger.info("service attempt %d failed (%s); retrying in %.3f s", attempt, failure.reason, pause)
             await asyncio.sleep(pause)
             attempt += 1
 
-    async def _attempt(self, request: TranscodeRequest) -> httpx.Response:
+    async def _attempt(self, request: TranscodeRequest, deadline: float) -> httpx.Response:
         try:
-            response = await self._send_watching_liveness(request)
+            response = await self._send_watching_liveness(request, deadline)
         except (httpx.ConnectError, httpx.ConnectTimeout) as error:
             raise _Failure(f"cannot connect to the service at {self.base_url}: {error!r}", retryable=True) from error
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as error:
@@ -216,16 +215,23 @@ class TranscodeClient:
             return response
         raise await self._refusal(response)
 
-    async def _send_watching_liveness(self, request: TranscodeRequest) -> httpx.Response:
-        """Sends the request; gives up early when the service does not even answer /health."""
-        outgoing = self._http.build_request("POST", "/transcode", json=request.to_json())
+    async def _send_watching_liveness(self, request: TranscodeRequest, deadline: float) -> httpx.Response:
+        """Sends the request; gives up early when the service does not even answer /health.
+
+        Connecting and waiting before the /health check are bounded by what is left of the
+        call's retry deadline; a service that answers /health gets `first_byte_secs`."""
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        remaining = max(MIN_ATTEMPT_SECS, deadline - sent_at)
+        timeout = httpx.Timeout(self.timeouts.read_idle_secs, connect=min(self.timeouts.connect_secs, remaining))
+        outgoing = self._http.build_request("POST", "/transcode", json=request.to_json(), timeout=timeout)
         sending = asyncio.ensure_future(self._http.send(outgoing, stream=True))
         handed_over = False
         try:
-            if not await _finishes_within(sending, self.timeouts.liveness_check_after_secs):
+            if not await _finishes_within(sending, min(self.timeouts.liveness_check_after_secs, remaining)):
                 if not await self._service_answers_health():
                     raise _Failure("the service accepts connections but does not answer (hung)", retryable=False)
-                rest = self.timeouts.first_byte_secs - self.timeouts.liveness_check_after_secs
+                rest = self.timeouts.first_byte_secs - (loop.time() - sent_at)
                 if not await _finishes_within(sending, rest):
                     raise _Failure(f"no first byte within {self.timeouts.first_byte_secs:g} s", retryable=False)
             response = sending.result()
@@ -365,10 +371,14 @@ class TranscodeStream:
                 yield whole
 
     async def _fail_over(self, reason: str) -> bool:
-        """Continues on ffmpeg from where the listener is; False when nothing is left."""
-        if self._permit is not None:
-            self._client.breaker.failed(self._permit)
+        """Continues on ffmpeg from where the listener is; False when nothing is left.
+
+        The break counts against the breaker unless the service still answers /health:
+        the service also cuts a stream off when its source dies."""
         await self._body.aclose()
+        if self._permit is not None and not await self._client._service_answers_health():
+            self._client.breaker.failed(self._permit)
+        self._permit = None
         rest = self.request.continued_after(self.output_seconds)
         if rest is None:
             return False
@@ -447,11 +457,13 @@ async def _discard(sending: asyncio.Future[httpx.Response]) -> None:
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:
+    """The start of an error body; what arrived when the body is cut off."""
     body = b""
-    async for chunk in response.aiter_raw():
-        body += chunk
-        if len(body) >= ERROR_BODY_LIMIT_BYTES:
-            break
+    with contextlib.suppress(httpx.HTTPError):
+        async for chunk in response.aiter_raw():
+            body += chunk
+            if len(body) >= ERROR_BODY_LIMIT_BYTES:
+                break
     return body
 
 
@@ -483,4 +495,4 @@ def _host(request: TranscodeRequest) -> str:
     return urlsplit(request.source_url).hostname or "?"
 
 
-__all__ = ["BreakerState", "StreamContext", "Timeouts", "TranscodeClient", "TranscodeStream"]
+__all__ = ["StreamContext", "Timeouts", "TranscodeClient", "TranscodeStream"]

@@ -30,6 +30,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def ffmpeg_children() -> list[str]:
+    """The ffmpeg processes this test process started that still exist (even as zombies)."""
+    # ps exits with 1 when no process matches.
+    listed = subprocess.run(
+        ["ps", "-o", "pid=,comm=", "--ppid", str(os.getpid())], capture_output=True, text=True, check=False
+    )
+    return [line for line in listed.stdout.splitlines() if "ffmpeg" in line]
+
+
 @dataclass
 class ServiceProcess:
     """The release binary serving on a loopback port."""

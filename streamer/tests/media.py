@@ -20,6 +20,8 @@ ANALYSIS_RATE_HZ = 48_000
 SOURCES = {
     "tone440_4s.wav": "aevalsrc=0.3*sin(2*PI*440*t)|0.3*sin(2*PI*440*t):s=48000:d=4",
     "tone100_4s.wav": "aevalsrc=0.3*sin(2*PI*100*t)|0.3*sin(2*PI*100*t):s=48000:d=4",
+    "tone2500_4s.wav": "aevalsrc=0.3*sin(2*PI*2500*t)|0.3*sin(2*PI*2500*t):s=48000:d=4",
+    "tone10k_4s.wav": "aevalsrc=0.3*sin(2*PI*10000*t)|0.3*sin(2*PI*10000*t):s=48000:d=4",
     "tone440_20s.wav": "aevalsrc=0.3*sin(2*PI*440*t)|0.3*sin(2*PI*440*t):s=48000:d=20",
     # 440 Hz for two seconds, then 880 Hz: the audio itself tells the source position.
     "two_tones_4s.wav": (

@@ -80,6 +80,23 @@ def test_a_cancelled_probe_is_no_failure_and_lets_the_next_call_probe() -> None:
     assert breaker.acquire().probe
 
 
+def test_a_success_while_a_probe_runs_closes_the_breaker_and_the_stale_probe_changes_nothing() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, reset_timeout_secs=30, clock=clock)
+    earlier = breaker.acquire()
+    breaker.failed(breaker.acquire())
+    clock.now += 30
+    stale_probe = breaker.acquire()
+    breaker.succeeded(earlier)  # a call from before the breaker opened comes back fine
+    assert breaker.state is BreakerState.CLOSED
+    breaker.failed(breaker.acquire())
+    assert breaker.state is BreakerState.OPEN, "opened again for a full reset timeout"
+    breaker.released(stale_probe)
+    assert breaker.state is BreakerState.OPEN
+    clock.now += 30
+    assert breaker.acquire().probe
+
+
 class CountingProxy:
     """A loopback TCP proxy in front of the service. `refusing` makes it accept and
     close every connection at once (a broken service); it counts every connection and

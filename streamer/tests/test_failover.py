@@ -3,16 +3,17 @@ must start within the targets and the listener must hear the whole source."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import time
 
 import httpx
 import pytest
-from conftest import ServiceProcess
+from conftest import ServiceProcess, ffmpeg_children
 from media import Origin, decode, duration_secs, tone_track
 
-from streamer import Filters, ServiceUnavailable, TranscodeClient
+from streamer import FallbackFailed, Filters, ServiceUnavailable, TranscodeClient
 from streamer.retry import RetryPolicy
 
 PCM_BYTES_PER_SEC = 48_000 * 2 * 2
@@ -166,3 +167,69 @@ async def test_opus_and_aac_broken_mid_stream_go_on_from_about_the_same_position
         report = subprocess.run(["opusinfo", str(saved)], capture_output=True, text=True, check=True)
         assert report.stdout.count("New logical stream") == 2
         assert "WARNING" not in report.stdout + report.stderr and "ERROR" not in report.stdout
+
+
+class ScriptedService:
+    """A loopback listener that misbehaves as scripted, one behaviour per connection
+    (the last one repeats): "close_after_0.9" closes after 0.9 s without answering,
+    "hang" never answers, "cut_503" starts a 503 and closes mid-body."""
+
+    def __init__(self, *behaviours: str) -> None:
+        self.behaviours = behaviours
+        self.connections = 0
+        self.server: asyncio.base_events.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        behaviour = self.behaviours[min(self.connections, len(self.behaviours) - 1)]
+        self.connections += 1
+        if behaviour == "close_after_0.9":
+            await asyncio.sleep(0.9)
+        elif behaviour == "hang":
+            await asyncio.sleep(3600)
+        elif behaviour == "cut_503":
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 500\r\n\r\n{"error": {')
+            await writer.drain()
+        writer.close()
+
+
+async def test_retries_and_a_hang_together_still_fall_back_within_three_seconds(origin: Origin) -> None:
+    async with ScriptedService("close_after_0.9", "close_after_0.9", "hang") as url, TranscodeClient(url) as client:
+        seconds, backend = await first_chunk_after(client, origin.url("tone440_4s.wav"))
+    assert backend == "ffmpeg"
+    assert seconds < 3.0
+
+
+async def test_an_error_answer_cut_off_mid_body_is_a_failure_that_falls_back(origin: Origin) -> None:
+    scripted = ScriptedService("cut_503")
+    async with scripted as url, TranscodeClient(url, retry=RetryPolicy(max_attempts=2)) as client:
+        _, backend = await first_chunk_after(client, origin.url("tone440_4s.wav"))
+        assert client.breaker.consecutive_failures == 1
+    assert backend == "ffmpeg"
+    assert scripted.connections == 2, "a 503 is retried"
+
+
+async def test_a_fallback_whose_source_fails_says_so_without_the_url_path(dead_url: str, origin: Origin) -> None:
+    async with TranscodeClient(dead_url) as client:
+        with pytest.raises(FallbackFailed) as failed:
+            await first_chunk_after(client, origin.url("missing.wav") + "?token=secret")
+    assert "404" in failed.value.stderr_tail
+    assert "secret" not in str(failed.value) and "missing.wav" not in str(failed.value)
+
+
+async def test_a_fallback_reader_that_stalled_can_still_close_at_once(dead_url: str, origin: Origin) -> None:
+    async with TranscodeClient(dead_url) as client:
+        context = client.stream(origin.url("tone440_20s.wav"), output_format="pcm")
+        stream = await context.__aenter__()
+        assert stream.backend == "ffmpeg"
+        await asyncio.sleep(0.5)  # ffmpeg fills the pipe and asyncio's buffer meanwhile
+        await asyncio.wait_for(context.__aexit__(None, None, None), timeout=2.0)
+        assert not ffmpeg_children()
