@@ -34,24 +34,12 @@ class OutputTracker(Protocol):
         returns what must be passed on first to close the broken stream cleanly."""
 
 
-class PcmTracker:
-    """Raw s16le: whole sample frames, exact time."""
+class _HeldBytes:
+    """The part of a tracker that holds back a partial unit."""
 
-    def __init__(self, sample_rate_hz: int, channels: int) -> None:
-        self._frame_bytes = 2 * channels
-        self._rate = sample_rate_hz
+    def __init__(self) -> None:
         self._held = b""
-        self._frames = 0
         self.output_secs = 0.0
-
-    def feed(self, chunk: bytes) -> bytes:
-        """The whole sample frames completed by `chunk`."""
-        data = self._held + chunk
-        whole = len(data) - len(data) % self._frame_bytes
-        self._held = data[whole:]
-        self._frames += whole // self._frame_bytes
-        self.output_secs = self._frames / self._rate
-        return data[:whole]
 
     def flush(self) -> bytes:
         """What is held back (nothing, for a stream that ended cleanly)."""
@@ -64,18 +52,36 @@ class PcmTracker:
         return b""
 
 
-class OggOpusTracker:
+class PcmTracker(_HeldBytes):
+    """Raw s16le: whole sample frames, exact time."""
+
+    def __init__(self, sample_rate_hz: int, channels: int) -> None:
+        super().__init__()
+        self._frame_bytes = 2 * channels
+        self._rate = sample_rate_hz
+        self._frames = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The whole sample frames completed by `chunk`."""
+        data = self._held + chunk
+        whole = len(data) - len(data) % self._frame_bytes
+        self._held = data[whole:]
+        self._frames += whole // self._frame_bytes
+        self.output_secs = self._frames / self._rate
+        return data[:whole]
+
+
+class OggOpusTracker(_HeldBytes):
     """Ogg Opus: whole pages; time from the granule position of the last page, less the
     pre-skip. A following stream is chained (a new logical Ogg stream, RFC 7845): the
     broken one is first closed with an empty end-of-stream page."""
 
     def __init__(self) -> None:
-        self._held = b""
+        super().__init__()
         self._done_secs = 0.0
         self._pre_skip = 0
         self._granule = 0
         self._last_page: bytes | None = None
-        self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
         """The whole pages completed by `chunk`."""
@@ -86,11 +92,6 @@ class OggOpusTracker:
             whole += size
         pages, self._held = self._held[:whole], self._held[whole:]
         return pages
-
-    def flush(self) -> bytes:
-        """What is held back (nothing, for a stream that ended cleanly)."""
-        held, self._held = self._held, b""
-        return held
 
     def restart(self) -> bytes:
         """Drops the partial page and returns an end-of-stream page for the broken stream."""
@@ -143,13 +144,9 @@ def _ogg_crc(data: bytes) -> int:
     return crc
 
 
-class AdtsTracker:
+class AdtsTracker(_HeldBytes):
     """AAC in ADTS: whole frames, 1024 samples per raw data block. Bytes that are not
     ADTS are passed on as they come, without time."""
-
-    def __init__(self) -> None:
-        self._held = b""
-        self.output_secs = 0.0
 
     def feed(self, chunk: bytes) -> bytes:
         """The whole ADTS frames completed by `chunk`."""
@@ -175,16 +172,6 @@ class AdtsTracker:
         if rate_index >= len(ADTS_RATES_HZ):
             return 0.0
         return blocks * ADTS_SAMPLES_PER_BLOCK / ADTS_RATES_HZ[rate_index]
-
-    def flush(self) -> bytes:
-        """What is held back (nothing, for a stream that ended cleanly)."""
-        held, self._held = self._held, b""
-        return held
-
-    def restart(self) -> bytes:
-        """Drops the partial unit; nothing is needed to close the stream."""
-        self._held = b""
-        return b""
 
 
 def tracker_for(request: TranscodeRequest) -> OutputTracker:

@@ -288,18 +288,27 @@ async def test_set_speed_mid_play_keeps_the_position_right(service, origin) -> N
     assert np.allclose(np.diff(sink.times), FRAME)
 
 
-async def test_seek_mid_play_restarts_at_the_new_position(service, origin) -> None:
+async def play_acting_at(
+    service_url: str, url: str, frame: int, action: Callable[[Player], None], **play: object
+) -> tuple[Player, RecordingSink]:
+    """Plays `url` on a fake clock, calling `action(player)` once `frame` frames went out."""
     clock = FakeClock()
     sink = RecordingSink(clock)
 
     async def on_frame(count: int) -> None:
-        if count == 50:
-            player.seek(1.0)
+        if count == frame:
+            action(player)
 
     sink.on_frame = on_frame
-    async with TranscodeClient(service.url) as client:
+    async with TranscodeClient(service_url) as client:
         player = Player(client, sink, clock)
-        await player.play(origin.url("two_tones_4s.wav"), start_seconds=2.5)
+        await player.play(url, **play)
+    return player, sink
+
+
+async def test_seek_mid_play_restarts_at_the_new_position(service, origin) -> None:
+    url = origin.url("two_tones_4s.wav")
+    player, sink = await play_acting_at(service.url, url, 50, lambda player: player.seek(1.0), start_seconds=2.5)
     # 880 Hz from 2.5 s for 0.5 s, then 440 Hz from 1.0 s to 2.0 s, then 880 Hz to the end.
     switches = tone_switches(sink.audio())
     assert switches == [pytest.approx(0.5, abs=0.02), pytest.approx(1.5, abs=0.02)]
@@ -383,17 +392,10 @@ async def test_changes_reach_a_player_waiting_for_data(service, origin) -> None:
 
 
 async def test_duration_limits_the_output_across_a_restart(service, origin) -> None:
-    clock = FakeClock()
-    sink = RecordingSink(clock)
-
-    async def on_frame(count: int) -> None:
-        if count == 40:
-            player.set_speed(2.0)
-
-    sink.on_frame = on_frame
-    async with TranscodeClient(service.url) as client:
-        player = Player(client, sink, clock)
-        await player.play(origin.url("tone440_4s.wav"), duration_seconds=1.0)
+    url = origin.url("tone440_4s.wav")
+    player, sink = await play_acting_at(
+        service.url, url, 40, lambda player: player.set_speed(2.0), duration_seconds=1.0
+    )
     assert len(sink.frames) == 100
     assert player.position == pytest.approx(0.4 + 0.6 * 2.0, abs=0.011)
 
