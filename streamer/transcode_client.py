@@ -77,7 +77,12 @@ class _Failure(Exception):
 
 
 class _StreamBroken(Exception):
-    """The service's body ended without its terminator (aborted) or went idle."""
+    """The service's body ended without its terminator (aborted) or went idle;
+    `service_silent` when the service did not answer /health either."""
+
+    def __init__(self, reason: str, *, service_silent: bool = False) -> None:
+        super().__init__(reason)
+        self.service_silent = service_silent
 
 
 class TranscodeClient:
@@ -176,7 +181,7 @@ class TranscodeClient:
             self.breaker.released(permit)
             raise
         self.breaker.succeeded(permit)
-        return TranscodeStream(self, request, _ServiceBody(response), permit=permit, headers=response.headers)
+        return TranscodeStream(self, request, _ServiceBody(response, self), permit=permit, headers=response.headers)
 
     def _settle_failure(self, permit: Permit, failure: _Failure) -> None:
         if failure.service_fault:
@@ -360,7 +365,7 @@ class TranscodeStream:
             except _StreamBroken as broken:
                 if closing := self._output.restart():
                     yield closing
-                if not await self._fail_over(str(broken)):
+                if not await self._fail_over(broken):
                     return
                 continue
             if not raw:
@@ -370,22 +375,28 @@ class TranscodeStream:
             if whole := self._output.feed(raw):
                 yield whole
 
-    async def _fail_over(self, reason: str) -> bool:
-        """Continues on ffmpeg from where the listener is; False when nothing is left.
-
-        The break counts against the breaker unless the service still answers /health:
-        the service also cuts a stream off when its source dies."""
+    async def _fail_over(self, broken: _StreamBroken) -> bool:
+        """Continues on ffmpeg from where the listener is; False when nothing is left."""
         await self._body.aclose()
-        if self._permit is not None and not await self._client._service_answers_health():
-            self._client.breaker.failed(self._permit)
-        self._permit = None
         rest = self.request.continued_after(self.output_seconds)
-        if rest is None:
-            return False
-        self._body = await self._client._continue_on_fallback(rest, reason)
+        try:
+            if rest is None:
+                return False
+            self._body = await self._client._continue_on_fallback(rest, str(broken))
+        finally:
+            await self._judge_break(broken)
         self.backend = "ffmpeg"
-        self.fallback_reason = reason
+        self.fallback_reason = str(broken)
         return True
+
+    async def _judge_break(self, broken: _StreamBroken) -> None:
+        """Counts the break against the breaker unless the service still answers /health:
+        the service also cuts a stream off when its source dies."""
+        permit, self._permit = self._permit, None
+        if permit is None:
+            return
+        if broken.service_silent or not await self._client._service_answers_health():
+            self._client.breaker.failed(permit)
 
     async def aclose(self) -> None:
         """Stops the stream: closes the service response or kills the ffmpeg."""
@@ -393,13 +404,28 @@ class TranscodeStream:
 
 
 class _ServiceBody:
-    """The service's streamed response body."""
+    """The service's streamed response body, watched: when no bytes come for
+    `check_after_secs`, a service that does not answer /health either is taken for gone
+    (a frozen process keeps its sockets open) instead of waiting out the read timeout."""
 
-    def __init__(self, response: httpx.Response) -> None:
+    def __init__(self, response: httpx.Response, client: TranscodeClient) -> None:
         self._response = response
         self._chunks = response.aiter_raw()
+        self._client = client
 
     async def read(self) -> bytes:
+        next_chunk = asyncio.ensure_future(self._next_chunk())
+        try:
+            while not await _finishes_within(next_chunk, self._client.timeouts.liveness_check_after_secs):
+                if not await self._client._service_answers_health():
+                    raise _StreamBroken("the service stopped sending and does not answer /health", service_silent=True)
+            return next_chunk.result()
+        finally:
+            if not next_chunk.done():
+                next_chunk.cancel()
+                await asyncio.wait({next_chunk})
+
+    async def _next_chunk(self) -> bytes:
         try:
             return await anext(self._chunks)
         except StopAsyncIteration:

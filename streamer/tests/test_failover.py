@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import subprocess
 import time
 
@@ -232,3 +233,25 @@ async def test_a_fallback_reader_that_stalled_can_still_close_at_once(dead_url: 
         await asyncio.sleep(0.5)  # ffmpeg fills the pipe and asyncio's buffer meanwhile
         await asyncio.wait_for(context.__aexit__(None, None, None), timeout=2.0)
         assert not ffmpeg_children()
+
+
+async def test_a_service_frozen_mid_stream_is_left_for_ffmpeg_at_once(start_service, origin: Origin) -> None:
+    service: ServiceProcess = start_service()
+    dripped = origin.url("steps_20s.wav", rate=8 * PCM_BYTES_PER_SEC)
+    data = b""
+    longest_gap = 0.0
+    try:
+        async with TranscodeClient(service.url) as client, client.stream(dripped, output_format="pcm") as stream:
+            last = time.monotonic()
+            async for chunk in stream:
+                now = time.monotonic()
+                longest_gap, last = max(longest_gap, now - last), now
+                data += chunk
+                if stream.backend == "rust" and len(data) >= 3 * PCM_BYTES_PER_SEC:
+                    service.process.send_signal(signal.SIGSTOP)  # open sockets, no answers
+    finally:
+        service.process.send_signal(signal.SIGCONT)
+    assert stream.backend == "ffmpeg"
+    # 1 s without bytes, 0.5 s for /health, then ffmpeg starts: about 1.8 s of silence.
+    assert longest_gap < 2.5, longest_gap
+    assert duration_secs(decode(data, "pcm")) == pytest.approx(20.0, abs=0.1)
