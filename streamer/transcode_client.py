@@ -11,18 +11,16 @@ import logging
 import os
 import random
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from .breaker import CircuitBreaker, Permit
 from .errors import ERRORS_BY_CODE, FallbackFailed, ServiceUnavailable, TranscodeError
-from .fallback import FfmpegProcess, ffmpeg_command
 from .options import Filters, OutputFormat, TranscodeRequest
-from .output import OutputTracker, tracker_for
 from .retry import RetryPolicy, parse_retry_after
+from .stream import FfmpegBody, ServiceBody, StreamContext, TranscodeStream, finishes_within
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +33,6 @@ SOURCE_FAULT_CODES = ("SOURCE_UNREACHABLE", "TIMEOUT")
 ERROR_BODY_LIMIT_BYTES = 64 * 1024
 # The least time an attempt gets to connect and answer, even at the retry deadline.
 MIN_ATTEMPT_SECS = 0.05
-
-Backend = Literal["rust", "ffmpeg"]
 
 
 @dataclass(frozen=True)
@@ -74,15 +70,6 @@ class _Failure(Exception):
         self.service_fault = service_fault
         self.error = error
         self.retry_after_secs = retry_after_secs
-
-
-class _StreamBroken(Exception):
-    """The service's body ended without its terminator (aborted) or went idle;
-    `service_silent` when the service did not answer /health either."""
-
-    def __init__(self, reason: str, *, service_silent: bool = False) -> None:
-        super().__init__(reason)
-        self.service_silent = service_silent
 
 
 class TranscodeClient:
@@ -181,7 +168,7 @@ class TranscodeClient:
             self.breaker.released(permit)
             raise
         self.breaker.succeeded(permit)
-        return TranscodeStream(self, request, _ServiceBody(response, self), permit=permit, headers=response.headers)
+        return TranscodeStream(self, request, ServiceBody(response, self), permit=permit, headers=response.headers)
 
     def _settle_failure(self, permit: Permit, failure: _Failure) -> None:
         if failure.service_fault:
@@ -233,11 +220,11 @@ class TranscodeClient:
         sending = asyncio.ensure_future(self._http.send(outgoing, stream=True))
         handed_over = False
         try:
-            if not await _finishes_within(sending, min(self.timeouts.liveness_check_after_secs, remaining)):
-                if not await self._service_answers_health():
+            if not await finishes_within(sending, min(self.timeouts.liveness_check_after_secs, remaining)):
+                if not await self.service_answers_health():
                     raise _Failure("the service accepts connections but does not answer (hung)", retryable=False)
                 rest = self.timeouts.first_byte_secs - (loop.time() - sent_at)
-                if not await _finishes_within(sending, rest):
+                if not await finishes_within(sending, rest):
                     raise _Failure(f"no first byte within {self.timeouts.first_byte_secs:g} s", retryable=False)
             response = sending.result()
             handed_over = True
@@ -246,7 +233,8 @@ class TranscodeClient:
             if not handed_over:
                 await _discard(sending)
 
-    async def _service_answers_health(self) -> bool:
+    async def service_answers_health(self) -> bool:
+        """Whether GET /health gets any answer within `timeouts.health_secs`."""
         try:
             await self._http.get("/health", timeout=self.timeouts.health_secs)
         except httpx.HTTPError:
@@ -276,14 +264,15 @@ class TranscodeClient:
             raise ServiceUnavailable(reason) from cause
         logger.warning("falling back to ffmpeg for a source on %s: %s", _host(request), reason)
         try:
-            body = await _FfmpegBody.start(self.ffmpeg, request)
+            body = await FfmpegBody.start(self.ffmpeg, request)
         except FallbackFailed as failed:
             if cause is not None:
                 raise cause from failed
             raise
         return TranscodeStream(self, request, body, fallback_reason=reason)
 
-    async def _continue_on_fallback(self, request: TranscodeRequest, reason: str) -> _FfmpegBody:
+    async def continue_on_fallback(self, request: TranscodeRequest, reason: str) -> FfmpegBody:
+        """The ffmpeg body for the rest of a broken stream (logged at WARNING)."""
         if not self.fallback:
             raise ServiceUnavailable(reason)
         logger.warning(
@@ -291,186 +280,7 @@ class TranscodeClient:
             reason,
             request.start_seconds,
         )
-        return await _FfmpegBody.start(self.ffmpeg, request)
-
-
-class StreamContext:
-    """What `TranscodeClient.stream` returns: `async with` opens and closes the stream."""
-
-    def __init__(self, client: TranscodeClient, request: TranscodeRequest) -> None:
-        self._client = client
-        self.request = request
-        self._stream: TranscodeStream | None = None
-
-    async def __aenter__(self) -> TranscodeStream:
-        self._stream = await self._client.open(self.request)
-        return self._stream
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-
-
-class TranscodeStream:
-    """An open transcode: iterate it for bytes.
-
-    `backend` is "rust" or "ffmpeg" (it becomes "ffmpeg" when the service's stream
-    breaks and the fallback takes over). `transcode_id`, `source_format`,
-    `content_duration` and `start_offset` come from the service's headers (None on the
-    fallback). Chunks are whole units of the format (sample frames, Ogg pages, ADTS
-    frames). A stream that fails ends with an exception, never with a clean end."""
-
-    def __init__(
-        self,
-        client: TranscodeClient,
-        request: TranscodeRequest,
-        body: _Body,
-        *,
-        permit: Permit | None = None,
-        headers: httpx.Headers | None = None,
-        fallback_reason: str | None = None,
-    ) -> None:
-        self._client = client
-        self.request = request
-        self._body = body
-        self._permit = permit
-        self._output: OutputTracker = tracker_for(request)
-        self.backend: Backend = "rust" if permit is not None else "ffmpeg"
-        self.fallback_reason = fallback_reason
-        headers = headers or httpx.Headers()
-        self.transcode_id = headers.get("X-Transcode-Id")
-        self.source_format = headers.get("X-Source-Format")
-        self.content_duration = _float_or_none(headers.get("X-Content-Duration"))
-        self.start_offset = _float_or_none(headers.get("X-Start-Offset"))
-
-    @property
-    def output_seconds(self) -> float:
-        """Seconds of audio handed out so far (exact for pcm, from the stream otherwise)."""
-        return self._output.output_secs
-
-    @property
-    def source_position(self) -> float:
-        """The source position (seconds) the audio handed out so far has reached."""
-        return self.request.source_position(self.output_seconds)
-
-    def __aiter__(self) -> Any:
-        return self._chunks()
-
-    async def _chunks(self) -> Any:
-        while True:
-            try:
-                raw = await self._body.read()
-            except _StreamBroken as broken:
-                if closing := self._output.restart():
-                    yield closing
-                if not await self._fail_over(broken):
-                    return
-                continue
-            if not raw:
-                if tail := self._output.flush():
-                    yield tail
-                return
-            if whole := self._output.feed(raw):
-                yield whole
-
-    async def _fail_over(self, broken: _StreamBroken) -> bool:
-        """Continues on ffmpeg from where the listener is; False when nothing is left."""
-        await self._body.aclose()
-        rest = self.request.continued_after(self.output_seconds)
-        try:
-            if rest is None:
-                return False
-            self._body = await self._client._continue_on_fallback(rest, str(broken))
-        finally:
-            await self._judge_break(broken)
-        self.backend = "ffmpeg"
-        self.fallback_reason = str(broken)
-        return True
-
-    async def _judge_break(self, broken: _StreamBroken) -> None:
-        """Counts the break against the breaker unless the service still answers /health:
-        the service also cuts a stream off when its source dies."""
-        permit, self._permit = self._permit, None
-        if permit is None:
-            return
-        if broken.service_silent or not await self._client._service_answers_health():
-            self._client.breaker.failed(permit)
-
-    async def aclose(self) -> None:
-        """Stops the stream: closes the service response or kills the ffmpeg."""
-        await self._body.aclose()
-
-
-class _ServiceBody:
-    """The service's streamed response body, watched: when no bytes come for
-    `check_after_secs`, a service that does not answer /health either is taken for gone
-    (a frozen process keeps its sockets open) instead of waiting out the read timeout."""
-
-    def __init__(self, response: httpx.Response, client: TranscodeClient) -> None:
-        self._response = response
-        self._chunks = response.aiter_raw()
-        self._client = client
-
-    async def read(self) -> bytes:
-        next_chunk = asyncio.ensure_future(self._next_chunk())
-        try:
-            while not await _finishes_within(next_chunk, self._client.timeouts.liveness_check_after_secs):
-                if not await self._client._service_answers_health():
-                    raise _StreamBroken("the service stopped sending and does not answer /health", service_silent=True)
-            return next_chunk.result()
-        finally:
-            if not next_chunk.done():
-                next_chunk.cancel()
-                await asyncio.wait({next_chunk})
-
-    async def _next_chunk(self) -> bytes:
-        try:
-            return await anext(self._chunks)
-        except StopAsyncIteration:
-            return b""
-        except httpx.HTTPError as error:
-            raise _StreamBroken(repr(error)) from error
-
-    async def aclose(self) -> None:
-        await self._response.aclose()
-
-
-class _FfmpegBody:
-    """The fallback's output, with its first chunk already read (so a failure to start
-    shows at once)."""
-
-    def __init__(self, process: FfmpegProcess, first: bytes) -> None:
-        self._process = process
-        self._pending = first
-
-    @classmethod
-    async def start(cls, ffmpeg: str, request: TranscodeRequest) -> _FfmpegBody:
-        process = await FfmpegProcess.start(ffmpeg_command(ffmpeg, request))
-        try:
-            first = await process.read()
-        except BaseException:
-            await process.aclose()
-            raise
-        return cls(process, first)
-
-    async def read(self) -> bytes:
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            return chunk
-        return await self._process.read()
-
-    async def aclose(self) -> None:
-        await self._process.aclose()
-
-
-_Body = _ServiceBody | _FfmpegBody
-
-
-async def _finishes_within(task: asyncio.Future[Any], timeout_secs: float) -> bool:
-    done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout_secs))
-    return bool(done)
+        return await FfmpegBody.start(self.ffmpeg, request)
 
 
 async def _discard(sending: asyncio.Future[httpx.Response]) -> None:
@@ -507,13 +317,6 @@ def _error_from(status: int, body: bytes) -> tuple[TranscodeError, bool]:
     if error_type is TranscodeError:
         error.code = code
     return error, True
-
-
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _host(request: TranscodeRequest) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from media import decode, dominant_hz, duration_secs, middle
-from streamer.main import FRAME_BYTES
+from streamer.pacing import FRAME_BYTES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,9 @@ import pytest
 
 from media import ANALYSIS_RATE_HZ, decode, dominant_hz, duration_secs, middle
 from streamer import Filters, RangeInvalid, TranscodeClient, UnsupportedFormat
-from streamer.main import FRAME_BYTES, FileSink, Framer, MonotonicClock, Pacer, Player, Position, TgCallsSink
+from streamer.main import Player
+from streamer.pacing import FRAME_BYTES, Framer, MonotonicClock, Pacer, Position
+from streamer.sinks import FileSink, TgCallsSink
 
 FRAME = 0.01
 
