@@ -133,7 +133,8 @@ class Player:
 
     @property
     def backend(self) -> str | None:
-        """ "rust" or "ffmpeg": the backend of the current (or last) stream."""
+        """ "rust" or "ffmpeg": the backend of the current stream (None while a stream is
+        being opened)."""
         return self._feed.backend if self._feed is not None else None
 
     @property

@@ -42,7 +42,8 @@ class _HeldBytes:
         self.output_secs = 0.0
 
     def flush(self) -> bytes:
-        """What is held back (nothing, for a stream that ended cleanly)."""
+        """What is held back, passed on as it is at a clean end (a well-formed stream
+        leaves nothing)."""
         held, self._held = self._held, b""
         return held
 

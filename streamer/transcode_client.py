@@ -20,7 +20,7 @@ from .breaker import CircuitBreaker, Permit
 from .errors import ERRORS_BY_CODE, FallbackFailed, ServiceUnavailable, TranscodeError
 from .options import Filters, OutputFormat, TranscodeRequest
 from .retry import RetryPolicy, parse_retry_after
-from .stream import FfmpegBody, ServiceBody, StreamContext, TranscodeStream, finishes_within
+from .stream import FfmpegBody, ServiceBody, StreamContext, TranscodeStream, discard, finishes_within
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ RETRYABLE_STATUSES = (502, 503, 504)
 # against the breaker.
 SOURCE_FAULT_CODES = ("SOURCE_UNREACHABLE", "TIMEOUT")
 ERROR_BODY_LIMIT_BYTES = 64 * 1024
+HEALTH_CONNECTIONS = 4
 # The least time an attempt gets to connect and answer, even at the retry deadline.
 MIN_ATTEMPT_SECS = 0.05
 
@@ -43,7 +44,8 @@ class Timeouts:
     a while for a slow source. So the client does not give up after a fixed wait:
     after `liveness_check_after_secs` without an answer it asks /health (within
     `health_secs`); a service that answers that is working and gets up to
-    `first_byte_secs`, a service that does not is hung and the call falls back."""
+    `first_byte_secs`, a service that does not is hung and the call falls back. The
+    fallback's ffmpeg also gets `first_byte_secs` for its first audio."""
 
     connect_secs: float = 1.0
     liveness_check_after_secs: float = 1.0
@@ -101,12 +103,23 @@ class TranscodeClient:
         self.ffmpeg = ffmpeg
         self._rng = rng or random.Random()
         headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        # Each open stream holds a connection: no limit on them, a few idle ones kept.
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=headers,
             timeout=httpx.Timeout(self.timeouts.read_idle_secs, connect=self.timeouts.connect_secs),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=HEALTH_CONNECTIONS * 5),
             trust_env=False,
         )
+        # /health gets its own small pool, so that busy stream connections never make a
+        # working service look silent.
+        self._health_http = httpx.AsyncClient(
+            base_url=self.base_url,
+            timeout=self.timeouts.health_secs,
+            limits=httpx.Limits(max_connections=HEALTH_CONNECTIONS),
+            trust_env=False,
+        )
+        self._background: set[asyncio.Future[None]] = set()
 
     async def __aenter__(self) -> TranscodeClient:
         return self
@@ -115,8 +128,11 @@ class TranscodeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Closes the connection pool."""
+        """Stops background checks and closes the connection pools."""
+        for task in list(self._background):
+            await discard(task)
         await self._http.aclose()
+        await self._health_http.aclose()
 
     @property
     def breaker_state(self) -> str:
@@ -152,7 +168,8 @@ class TranscodeClient:
         return StreamContext(self, request)
 
     async def open(self, request: TranscodeRequest) -> TranscodeStream:
-        """Opens a stream (its first chunk is ready); the caller must `aclose` it."""
+        """Opens a stream (the service answered, or the fallback produced its first
+        chunk); the caller must `aclose` it."""
         permit = self.breaker.acquire()
         if permit is None:
             return await self._fall_back(request, "the circuit breaker is open", None)
@@ -234,12 +251,27 @@ class TranscodeClient:
                 await _discard(sending)
 
     async def service_answers_health(self) -> bool:
-        """Whether GET /health gets any answer within `timeouts.health_secs`."""
+        """Whether GET /health gets any answer within `timeouts.health_secs` (True when
+        the check's own pool is busy: no verdict is no evidence)."""
         try:
-            await self._http.get("/health", timeout=self.timeouts.health_secs)
+            await self._health_http.get("/health")
+        except httpx.PoolTimeout:
+            return True
         except httpx.HTTPError:
             return False
         return True
+
+    def judge_break_later(self, permit: Permit) -> None:
+        """Counts a broken stream against the breaker, in the background, unless the
+        service still answers /health."""
+
+        async def judge() -> None:
+            if not await self.service_answers_health():
+                self.breaker.failed(permit)
+
+        task = asyncio.ensure_future(judge())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _refusal(self, response: httpx.Response) -> TranscodeError | _Failure:
         """The typed error for a non-200 answer (raised as is for 4xx), or a _Failure."""
@@ -264,7 +296,7 @@ class TranscodeClient:
             raise ServiceUnavailable(reason) from cause
         logger.warning("falling back to ffmpeg for a source on %s: %s", _host(request), reason)
         try:
-            body = await FfmpegBody.start(self.ffmpeg, request)
+            body = await FfmpegBody.start(self.ffmpeg, request, self.timeouts.first_byte_secs)
         except FallbackFailed as failed:
             if cause is not None:
                 raise cause from failed
@@ -280,7 +312,7 @@ class TranscodeClient:
             reason,
             request.start_seconds,
         )
-        return await FfmpegBody.start(self.ffmpeg, request)
+        return await FfmpegBody.start(self.ffmpeg, request, self.timeouts.first_byte_secs)
 
 
 async def _discard(sending: asyncio.Future[httpx.Response]) -> None:

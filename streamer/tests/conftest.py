@@ -3,6 +3,7 @@ origin with generated sources, and small network helpers (free ports, hung liste
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -30,6 +31,53 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+class AsyncListener:
+    """A loopback asyncio server for scripted peers (`serve` handles one connection);
+    `stop` cancels every handler and closes every connection it saw."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        """The listener's base URL."""
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def start(self) -> str:
+        """Starts listening on a free port; returns the URL."""
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        return self.url
+
+    async def stop(self) -> None:
+        """Stops listening and ends every connection."""
+        assert self.server is not None
+        self.server.close()
+        for handler in self._handlers:
+            handler.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        for writer in self.writers:
+            writer.close()
+        await asyncio.gather(*(writer.wait_closed() for writer in self.writers), return_exceptions=True)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Handles one connection (closed afterwards)."""
+        raise NotImplementedError
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        self.writers.add(writer)
+        try:
+            await self.serve(reader, writer)
+        finally:
+            writer.close()
+            self._handlers.discard(handler)
+
+
 def ffmpeg_children() -> list[str]:
     """The ffmpeg processes this test process started that still exist (even as zombies)."""
     # ps exits with 1 when no process matches.
@@ -46,6 +94,7 @@ class ServiceProcess:
     process: subprocess.Popen[bytes]
     url: str
     log: list[str] = field(default_factory=list)
+    log_reader: threading.Thread | None = None
 
     @classmethod
     def start(cls, **env: str) -> ServiceProcess:
@@ -66,7 +115,8 @@ class ServiceProcess:
             stderr=subprocess.PIPE,
         )
         service = cls(process, f"http://127.0.0.1:{port}")
-        threading.Thread(target=service._drain_log, daemon=True).start()
+        service.log_reader = threading.Thread(target=service._drain_log, daemon=True)
+        service.log_reader.start()
         service._wait_healthy()
         return service
 
@@ -94,13 +144,17 @@ class ServiceProcess:
         self.process.wait()
 
     def stop(self) -> None:
-        """Stops the process if it still runs."""
+        """Stops the process if it still runs, and closes its log pipe."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self.log_reader is not None:
+            self.log_reader.join(timeout=5)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
 
     def metric(self, name: str) -> float:
         """The value of one series of /metrics (exact name with labels), 0 if absent."""

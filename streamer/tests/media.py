@@ -32,6 +32,9 @@ SOURCES = {
     "steps_20s.wav": (
         "aevalsrc=0.3*sin(2*PI*(300+100*floor(t/2))*t)|0.3*sin(2*PI*(300+100*floor(t/2))*t):s=48000:d=20"
     ),
+    "steps_20s.opus": (
+        "aevalsrc=0.3*sin(2*PI*(300+100*floor(t/2))*t)|0.3*sin(2*PI*(300+100*floor(t/2))*t):s=48000:d=20"
+    ),
     "tone440_4s.mp3": "aevalsrc=0.3*sin(2*PI*440*t)|0.3*sin(2*PI*440*t):s=48000:d=4",
     # Music-like programme material for loudness normalisation: pink noise under a tone.
     "noise_tone_12s.wav": (
@@ -69,7 +72,8 @@ class _OriginHandler(BaseHTTPRequestHandler):
     """Serves files from the origin's directory with Range support.
 
     `?rate=BYTES_PER_SEC` drips the body at that speed, so a test can act while a
-    stream is still running; `?delay=SECS` waits that long before answering."""
+    stream is still running; `?delay=SECS` waits that long before answering; `?live=1`
+    answers like a live stream: no length, no Range, the connection closed at the end."""
 
     protocol_version = "HTTP/1.1"
     server: _OriginServer
@@ -83,6 +87,9 @@ class _OriginHandler(BaseHTTPRequestHandler):
         query = parse_qs(url.query)
         time.sleep(float(query.get("delay", ["0"])[0]))
         body = path.read_bytes()
+        if query.get("live"):
+            self._send_live(body, int(query.get("rate", ["0"])[0]))
+            return
         start, end = 0, len(body)
         ranged = self.headers.get("Range", "")
         match = re.fullmatch(r"bytes=(\d+)-(\d*)", ranged)
@@ -105,6 +112,14 @@ class _OriginHandler(BaseHTTPRequestHandler):
         self.end_headers()
         rate = int(query.get("rate", ["0"])[0])
         self._send_body(body[start:end], rate)
+
+    def _send_live(self, body: bytes, bytes_per_sec: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "audio/ogg")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        self._send_body(body, bytes_per_sec)
 
     def _send_body(self, body: bytes, bytes_per_sec: int) -> None:
         if bytes_per_sec <= 0:
@@ -137,10 +152,11 @@ class Origin:
 
     server: _OriginServer
 
-    def url(self, name: str, *, rate: int = 0, delay_secs: float = 0.0) -> str:
-        """The URL of source `name`, dripped at `rate` bytes per second and answered
-        after `delay_secs` when given."""
-        query = urlencode({key: value for key, value in (("rate", rate), ("delay", delay_secs)) if value})
+    def url(self, name: str, *, rate: int = 0, delay_secs: float = 0.0, live: bool = False) -> str:
+        """The URL of source `name`, dripped at `rate` bytes per second, answered after
+        `delay_secs`, and served like a live stream when asked."""
+        settings = (("rate", rate), ("delay", delay_secs), ("live", int(live)))
+        query = urlencode({key: value for key, value in settings if value})
         return f"http://127.0.0.1:{self.server.server_port}/{name}{'?' + query if query else ''}"
 
     @classmethod

@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import ServiceProcess
+from conftest import AsyncListener, ServiceProcess
 from media import Origin
 
 from streamer import TranscodeClient
@@ -97,29 +97,24 @@ def test_a_success_while_a_probe_runs_closes_the_breaker_and_the_stale_probe_cha
     assert breaker.acquire().probe
 
 
-class CountingProxy:
+class CountingProxy(AsyncListener):
     """A loopback TCP proxy in front of the service. `refusing` makes it accept and
     close every connection at once (a broken service); it counts every connection and
     every transcode request it sees."""
 
     def __init__(self, target_port: int) -> None:
+        super().__init__()
         self.target_port = target_port
         self.refusing = True
         self.connections = 0
         self.transcode_requests = 0
-        self.server: asyncio.base_events.Server | None = None
 
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         if self.refusing:
-            writer.close()
             return
         upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers.add(upstream_writer)
         await asyncio.gather(
             self._pipe(reader, upstream_writer, count=True), self._pipe(upstream_reader, writer, count=False)
         )
@@ -137,9 +132,9 @@ class CountingProxy:
 @pytest.fixture
 async def proxy(service: ServiceProcess) -> AsyncIterator[CountingProxy]:
     counting = CountingProxy(int(service.url.rsplit(":", 1)[1]))
-    counting.server = await asyncio.start_server(counting._handle, "127.0.0.1", 0)
+    await counting.start()
     yield counting
-    counting.server.close()
+    await counting.stop()
 
 
 async def backend_of_a_stream(client: TranscodeClient, url: str) -> str:

@@ -8,13 +8,14 @@ import logging
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ServiceProcess, ffmpeg_children
+from conftest import AsyncListener, ServiceProcess, ffmpeg_children
 from media import Origin, decode, duration_secs, tone_track
 
-from streamer import FallbackFailed, Filters, ServiceUnavailable, TranscodeClient
+from streamer import FallbackFailed, Filters, ServiceUnavailable, Timeouts, TranscodeClient
 from streamer.retry import RetryPolicy
 
 PCM_BYTES_PER_SEC = 48_000 * 2 * 2
@@ -169,25 +170,23 @@ async def test_opus_and_aac_broken_mid_stream_go_on_from_about_the_same_position
         assert "WARNING" not in report.stdout + report.stderr and "ERROR" not in report.stdout
 
 
-class ScriptedService:
+class ScriptedService(AsyncListener):
     """A loopback listener that misbehaves as scripted, one behaviour per connection
     (the last one repeats): "close_after_0.9" closes after 0.9 s without answering,
     "hang" never answers, "cut_503" starts a 503 and closes mid-body."""
 
     def __init__(self, *behaviours: str) -> None:
+        super().__init__()
         self.behaviours = behaviours
         self.connections = 0
-        self.server: asyncio.base_events.Server | None = None
 
     async def __aenter__(self) -> str:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self.server is not None
-        self.server.close()
+        await self.stop()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         behaviour = self.behaviours[min(self.connections, len(self.behaviours) - 1)]
         self.connections += 1
         if behaviour == "close_after_0.9":
@@ -198,7 +197,6 @@ class ScriptedService:
             await reader.readuntil(b"\r\n\r\n")
             writer.write(b'HTTP/1.1 503 Service Unavailable\r\ncontent-length: 500\r\n\r\n{"error": {')
             await writer.drain()
-        writer.close()
 
 
 async def test_retries_and_a_hang_together_still_fall_back_within_three_seconds(origin: Origin) -> None:
@@ -255,3 +253,56 @@ async def test_a_service_frozen_mid_stream_is_left_for_ffmpeg_at_once(start_serv
     # 1 s without bytes, 0.5 s for /health, then ffmpeg starts: about 1.8 s of silence.
     assert longest_gap < 2.5, longest_gap
     assert duration_secs(decode(data, "pcm")) == pytest.approx(20.0, abs=0.1)
+
+
+async def test_a_live_source_goes_on_from_the_live_edge_without_waiting(
+    start_service, origin: Origin, media_dir: Path
+) -> None:
+    """ffmpeg cannot seek in a live stream: reaching the listener's position would
+    take as long as the stream had played."""
+    service: ServiceProcess = start_service()
+    real_time = (media_dir / "steps_20s.opus").stat().st_size // 20
+    live = origin.url("steps_20s.opus", rate=real_time, live=True)
+    longest_gap = 0.0
+    async with TranscodeClient(service.url) as client, client.stream(live, output_format="pcm") as stream:
+        assert stream.content_duration is None, "the service cannot know a live stream's length"
+        last = time.monotonic()
+        async for _ in stream:
+            now = time.monotonic()
+            if stream.backend == "ffmpeg":
+                longest_gap = max(longest_gap, now - last)
+                break
+            last = now
+            if stream.output_seconds >= 4.0:
+                service.kill()
+    assert stream.backend == "ffmpeg"
+    assert longest_gap < 2.0, longest_gap
+
+
+async def test_a_fallback_that_produces_nothing_fails_in_time(dead_url: str, origin: Origin) -> None:
+    timeouts = Timeouts(first_byte_secs=1.0)
+    async with TranscodeClient(dead_url, timeouts=timeouts) as client:
+        started = time.monotonic()
+        with pytest.raises(FallbackFailed, match="no audio within 1 s"):
+            await first_chunk_after(client, origin.url("tone440_4s.wav", delay_secs=5))
+    assert time.monotonic() - started < 2.0
+    assert not ffmpeg_children()
+
+
+async def test_a_cancelled_read_loses_nothing(service: ServiceProcess, origin: Origin) -> None:
+    data = b""
+    timeouts = 0
+    async with TranscodeClient(service.url) as client:
+        url = origin.url("tone440_4s.wav", rate=4 * PCM_BYTES_PER_SEC)
+        async with client.stream(url, output_format="pcm") as stream:
+            chunks = aiter(stream)
+            while True:
+                try:
+                    data += await asyncio.wait_for(anext(chunks), 0.002)
+                except TimeoutError:
+                    timeouts += 1
+                except StopAsyncIteration:
+                    break
+    assert timeouts > 10, "reads were cancelled while waiting"
+    assert len(data) == 4 * PCM_BYTES_PER_SEC
+    assert stream.backend == "rust"
