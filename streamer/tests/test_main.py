@@ -255,7 +255,12 @@ async def test_player_sends_whole_frames_for_the_whole_source(service, origin) -
     assert np.allclose(np.diff(sink.times), FRAME)
 
 
-async def test_set_speed_mid_play_keeps_the_position_right(service, origin) -> None:
+async def play_acting_at(
+    service_url: str, url: str, frame: int, action: Callable[[Player], None], **play: object
+) -> tuple[Player, RecordingSink, list[float]]:
+    """Plays `url` on a fake clock. Once `frame` frames went out, the sink waits while
+    another task runs `action(player)`. Returns the player, the sink and the position
+    after each frame."""
     clock = FakeClock()
     sink = RecordingSink(clock)
     positions: list[float] = []
@@ -263,21 +268,27 @@ async def test_set_speed_mid_play_keeps_the_position_right(service, origin) -> N
 
     async def on_frame(count: int) -> None:
         positions.append(player.position)
-        if count == 100:
+        if count == frame:
             reached.set()
             await resume.wait()
 
-    async def change_speed() -> None:
+    async def act() -> None:
         await reached.wait()
-        player.set_speed(1.5)
+        action(player)
         resume.set()
 
     sink.on_frame = on_frame
-    async with TranscodeClient(service.url) as client:
+    async with TranscodeClient(service_url) as client:
         player = Player(client, sink, clock)
-        changer = asyncio.create_task(change_speed())
-        await player.play(origin.url("two_tones_4s.wav"))
-        await changer
+        actor = asyncio.create_task(act())
+        await player.play(url, **play)
+        await actor
+    return player, sink, positions
+
+
+async def test_set_speed_mid_play_keeps_the_position_right(service, origin) -> None:
+    url = origin.url("two_tones_4s.wav")
+    player, sink, positions = await play_acting_at(service.url, url, 100, lambda player: player.set_speed(1.5))
     assert positions[100] == pytest.approx(1.0)
     assert positions[170] == pytest.approx(2.05)
     assert player.position == pytest.approx(4.0, abs=0.02)
@@ -290,27 +301,9 @@ async def test_set_speed_mid_play_keeps_the_position_right(service, origin) -> N
     assert np.allclose(np.diff(sink.times), FRAME)
 
 
-async def play_acting_at(
-    service_url: str, url: str, frame: int, action: Callable[[Player], None], **play: object
-) -> tuple[Player, RecordingSink]:
-    """Plays `url` on a fake clock, calling `action(player)` once `frame` frames went out."""
-    clock = FakeClock()
-    sink = RecordingSink(clock)
-
-    async def on_frame(count: int) -> None:
-        if count == frame:
-            action(player)
-
-    sink.on_frame = on_frame
-    async with TranscodeClient(service_url) as client:
-        player = Player(client, sink, clock)
-        await player.play(url, **play)
-    return player, sink
-
-
 async def test_seek_mid_play_restarts_at_the_new_position(service, origin) -> None:
     url = origin.url("two_tones_4s.wav")
-    player, sink = await play_acting_at(service.url, url, 50, lambda player: player.seek(1.0), start_seconds=2.5)
+    player, sink, _ = await play_acting_at(service.url, url, 50, lambda player: player.seek(1.0), start_seconds=2.5)
     # 880 Hz from 2.5 s for 0.5 s, then 440 Hz from 1.0 s to 2.0 s, then 880 Hz to the end.
     switches = tone_switches(sink.audio())
     assert switches == [pytest.approx(0.5, abs=0.02), pytest.approx(1.5, abs=0.02)]
@@ -319,25 +312,8 @@ async def test_seek_mid_play_restarts_at_the_new_position(service, origin) -> No
 
 
 async def test_stop_from_another_task_ends_play(service, origin) -> None:
-    clock = FakeClock()
-    sink = RecordingSink(clock)
-    reached = asyncio.Event()
-
-    async def on_frame(count: int) -> None:
-        if count == 30:
-            reached.set()
-            await asyncio.sleep(0)
-
-    async def stop() -> None:
-        await reached.wait()
-        player.stop()
-
-    sink.on_frame = on_frame
-    async with TranscodeClient(service.url) as client:
-        player = Player(client, sink, clock)
-        stopper = asyncio.create_task(stop())
-        await player.play(origin.url("tone440_20s.wav"))
-        await stopper
+    url = origin.url("tone440_20s.wav")
+    player, sink, _ = await play_acting_at(service.url, url, 30, lambda player: player.stop())
     assert len(sink.frames) == 30
     assert player.position == pytest.approx(0.3)
     assert not player.playing
@@ -395,7 +371,7 @@ async def test_changes_reach_a_player_waiting_for_data(service, origin) -> None:
 
 async def test_duration_limits_the_output_across_a_restart(service, origin) -> None:
     url = origin.url("tone440_4s.wav")
-    player, sink = await play_acting_at(
+    player, sink, _ = await play_acting_at(
         service.url, url, 40, lambda player: player.set_speed(2.0), duration_seconds=1.0
     )
     assert len(sink.frames) == 100
