@@ -2,6 +2,9 @@
 //! filter changes that insert or retune stages without dropping or repeating a frame.
 
 #![allow(clippy::unwrap_used)]
+mod common;
+
+use common::sine;
 use dsp::eq::EqPreset;
 use dsp::{Block, Chain, ChainSpec, Filters, Speaker};
 
@@ -19,16 +22,6 @@ fn spec(layout: Vec<Speaker>, input_rate_hz: u32, filters: Filters) -> ChainSpec
 
 fn stereo(filters: Filters) -> Chain {
     Chain::try_new(&spec(Speaker::default_layout(2), RATE_HZ, filters)).unwrap()
-}
-
-fn sine(freq_hz: f64, amplitude: f32, frames: usize) -> Block {
-    let plane: Vec<f32> = (0..frames)
-        .map(|i| {
-            amplitude
-                * (std::f64::consts::TAU * freq_hz * i as f64 / f64::from(RATE_HZ)).sin() as f32
-        })
-        .collect();
-    Block::from_planes(vec![plane.clone(), plane])
 }
 
 /// Feeds `input` in 960-frame blocks, applying each of `changes` in turn before block
@@ -143,7 +136,7 @@ fn builds_only_the_stages_that_change_something() {
 fn an_empty_chain_is_a_bypass() {
     let mut chain = stereo(Filters::default());
     assert!(chain.is_bypass());
-    let input = sine(440.0, 0.5, 100);
+    let input = sine(440.0, 0.5, RATE_HZ, 100, 2);
     assert!(std::ptr::eq(chain.process(&input), &input));
 }
 
@@ -201,7 +194,7 @@ fn flush_passes_each_tail_through_the_later_stages() {
 fn a_live_volume_change_ramps_in_without_a_jump_or_a_lost_frame() {
     // 441 Hz changed at block 17 (frame 16 320, 149.94 cycles): not at a zero crossing,
     // so an unramped jump would show as a step.
-    let input = sine(441.0, 0.4, 48_000);
+    let input = sine(441.0, 0.4, RATE_HZ, 48_000, 2);
     let mut chain = stereo(Filters::default());
     let louder = Filters {
         volume: 1.5,
@@ -222,7 +215,7 @@ fn a_live_volume_change_ramps_in_without_a_jump_or_a_lost_frame() {
 #[test]
 fn a_live_eq_change_crossfades_without_a_click() {
     // 101 Hz changed at frame 16 320 (34.3 cycles): an unfaded switch would step.
-    let input = sine(101.0, 0.3, 48_000);
+    let input = sine(101.0, 0.3, RATE_HZ, 48_000, 2);
     let mut chain = stereo(Filters::default());
     let bass = Filters {
         eq_preset: EqPreset::BassBoost,
@@ -238,7 +231,7 @@ fn a_live_eq_change_crossfades_without_a_click() {
 
 #[test]
 fn a_live_speed_change_shortens_the_rest_of_the_stream() {
-    let input = sine(440.0, 0.4, 96_000);
+    let input = sine(440.0, 0.4, RATE_HZ, 96_000, 2);
     let mut chain = stereo(Filters::default());
     let faster = Filters {
         speed: 2.0,
@@ -256,7 +249,7 @@ fn a_live_speed_change_shortens_the_rest_of_the_stream() {
 
 #[test]
 fn a_live_rate_change_swaps_the_resampler_without_losing_audio() {
-    let input = sine(440.0, 0.4, 96_000);
+    let input = sine(440.0, 0.4, RATE_HZ, 96_000, 2);
     let mut chain = Chain::try_new(&spec(
         Speaker::default_layout(2),
         44_100,
@@ -279,7 +272,7 @@ fn a_live_rate_change_swaps_the_resampler_without_losing_audio() {
 
 #[test]
 fn two_rate_changes_before_one_block_lose_nothing() {
-    let input = sine(440.0, 0.4, 96_000);
+    let input = sine(440.0, 0.4, RATE_HZ, 96_000, 2);
     let mut chain = Chain::try_new(&spec(
         Speaker::default_layout(2),
         44_100,
@@ -308,7 +301,7 @@ fn two_rate_changes_before_one_block_lose_nothing() {
 
 #[test]
 fn a_live_pitch_change_keeps_the_duration() {
-    let input = sine(440.0, 0.4, 96_000);
+    let input = sine(440.0, 0.4, RATE_HZ, 96_000, 2);
     let mut chain = stereo(Filters::default());
     let octave_up = Filters {
         pitch: 2.0,

@@ -5,21 +5,11 @@
 
 mod common;
 
-use common::{peak, slice};
+use common::{peak, sine, slice};
 use dsp::gain::CEILING;
 use dsp::{Block, Gain, Processor};
 
 const RATE_HZ: u32 = 48_000;
-
-fn sine(amplitude: f32, frames: usize) -> Block {
-    let plane: Vec<f32> = (0..frames)
-        .map(|i| {
-            let phase = std::f64::consts::TAU * 1000.0 * i as f64 / f64::from(RATE_HZ);
-            amplitude * phase.sin() as f32
-        })
-        .collect();
-    Block::from_planes(vec![plane.clone(), plane])
-}
 
 /// Feeds `input` in 480-frame blocks, calling `change` before block `at`.
 fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> Block {
@@ -43,7 +33,7 @@ fn run_with_change(input: &Block, at: usize, change: impl FnOnce(&mut Gain)) -> 
 
 #[test]
 fn a_live_volume_change_ramps_without_a_jump() {
-    let input = sine(0.5, 9600);
+    let input = sine(1000.0, 0.5, RATE_HZ, 9600, 2);
     let output = run_with_change(&input, 10, |g| g.set_volume(1.0).unwrap());
     assert_eq!(output.frames(), input.frames());
     let largest_step = |p: &[f32]| {
@@ -61,7 +51,7 @@ fn a_live_volume_change_ramps_without_a_jump() {
 
 #[test]
 fn boosting_live_engages_the_limiter_and_loses_no_frame() {
-    let input = sine(1.0, 48_000);
+    let input = sine(1000.0, 1.0, RATE_HZ, 48_000, 2);
     let output = run_with_change(&input, 20, |g| g.set_volume(2.0).unwrap());
     assert_eq!(output.frames(), input.frames());
     assert!(peak(&output) <= CEILING, "limited: {}", peak(&output));
@@ -76,7 +66,7 @@ fn boosting_live_engages_the_limiter_and_loses_no_frame() {
 
 #[test]
 fn returning_to_unity_drains_the_limiter_in_order() {
-    let input = sine(0.25, 19_200);
+    let input = sine(1000.0, 0.25, RATE_HZ, 19_200, 2);
     let mut gain = Gain::try_new(2.0, 2, RATE_HZ).unwrap();
     let mut output = Block::new(2);
     let mut piece = Block::default();

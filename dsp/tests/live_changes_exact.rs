@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::f64::consts::TAU;
-
-use common::slice;
+use common::{sine, slice};
 use dsp::eq::{EqBand, EqPreset};
 use dsp::{Block, Chain, ChainSpec, Filters, Speaker};
 
@@ -27,13 +25,6 @@ fn chain(filters: Filters) -> Chain {
         filters,
     })
     .unwrap()
-}
-
-fn sine(freq_hz: f64, amplitude: f64, frames: usize) -> Block {
-    let plane: Vec<f32> = (0..frames)
-        .map(|i| (amplitude * (TAU * freq_hz * i as f64 / f64::from(RATE_HZ)).sin()) as f32)
-        .collect();
-    Block::from_planes(vec![plane.clone(), plane])
 }
 
 fn filters(rate: f64, pitch: f64, speed: f64) -> Filters {
@@ -75,7 +66,7 @@ fn expected_frames(initial: &Filters, changes: &[(usize, Filters)]) -> f64 {
 
 /// Runs a tone from `initial` through `changes` and checks the output length.
 fn check_length(initial: Filters, changes: &[(usize, Filters)]) {
-    let input = sine(440.0, 0.5, FRAMES);
+    let input = sine(440.0, 0.5, RATE_HZ, FRAMES, 2);
     let output = run(&mut chain(initial.clone()), &input, changes);
     let expected = expected_frames(&initial, changes);
     let error = (output.frames() as f64 - expected).abs();
@@ -96,7 +87,7 @@ fn largest_difference(a: &Block, b: &Block) -> f32 {
 
 /// Checks that `used` now turns a tone into what a chain freshly built for `filters` does.
 fn check_matches_fresh(used: &mut Chain, filters: Filters) {
-    let input = sine(440.0, 0.5, 24_000);
+    let input = sine(440.0, 0.5, RATE_HZ, 24_000, 2);
     let output = run(used, &input, &[]);
     let fresh = run(&mut chain(filters), &input, &[]);
     let difference = largest_difference(&output, &fresh);
@@ -150,7 +141,7 @@ fn rate_pitch_and_speed_changes_give_the_sum_of_the_parts() {
 
 #[test]
 fn a_boost_changed_to_a_cut_releases_the_limiter() {
-    let input = sine(1000.0, 1.0, FRAMES);
+    let input = sine(1000.0, 1.0, RATE_HZ, FRAMES, 2);
     let band = EqBand {
         freq_hz: 100.0,
         gain_db: -6.0,
@@ -173,7 +164,7 @@ fn a_boost_changed_to_a_cut_releases_the_limiter() {
 
 #[test]
 fn reset_with_a_queued_rate_change_matches_a_fresh_chain() {
-    let input = sine(440.0, 0.5, BLOCK);
+    let input = sine(440.0, 0.5, RATE_HZ, BLOCK, 2);
     let mut used = chain(Filters::default());
     used.update(&filters(1.25, 1.0, 1.0)).unwrap();
     let _ = used.process(&input);
@@ -186,7 +177,7 @@ fn reset_with_a_queued_rate_change_matches_a_fresh_chain() {
 
 #[test]
 fn reset_during_a_splice_matches_a_fresh_chain() {
-    let input = sine(440.0, 0.5, BLOCK);
+    let input = sine(440.0, 0.5, RATE_HZ, BLOCK, 2);
     let mut used = chain(Filters::default());
     let _ = used.process(&input);
     used.update(&filters(1.25, 1.0, 1.0)).unwrap();
@@ -197,7 +188,7 @@ fn reset_during_a_splice_matches_a_fresh_chain() {
 
 #[test]
 fn a_second_stream_after_flush_matches_a_fresh_chain() {
-    let input = sine(440.0, 0.5, 24_000);
+    let input = sine(440.0, 0.5, RATE_HZ, 24_000, 2);
     let mut used = chain(Filters::default());
     let changes = [
         (BLOCK, filters(1.25, 1.0, 1.0)),

@@ -3,10 +3,12 @@
 //! change leave the chain.
 
 #![allow(clippy::unwrap_used)]
+mod common;
 mod tempo_support;
 
-use std::f64::consts::{PI, TAU};
+use std::f64::consts::PI;
 
+use common::sine;
 use dsp::eq::EqPreset;
 use dsp::gain::CEILING;
 use dsp::{Block, Chain, ChainSpec, Filters, Speaker};
@@ -28,13 +30,6 @@ fn chain(input_rate_hz: u32, filters: Filters) -> Chain {
         filters,
     })
     .unwrap()
-}
-
-fn sine(freq_hz: f64, amplitude: f64, rate_hz: u32, frames: usize) -> Block {
-    let plane: Vec<f32> = (0..frames)
-        .map(|i| (amplitude * (TAU * freq_hz * i as f64 / f64::from(rate_hz)).sin()) as f32)
-        .collect();
-    Block::from_planes(vec![plane.clone(), plane])
 }
 
 /// Feeds `input` in `BLOCK`-frame blocks, applying `change` before `CHANGE_AT_BLOCK`,
@@ -79,7 +74,7 @@ fn envelope_range(samples: &[f32]) -> (f64, f64) {
 /// at `input_rate_hz`: checks the splice in the audio and returns the output.
 fn check_rate_splice(input_rate_hz: u32) {
     let frames = 2 * input_rate_hz as usize;
-    let input = sine(440.0, AMPLITUDE, input_rate_hz, frames);
+    let input = sine(440.0, AMPLITUDE, input_rate_hz, frames, 2);
     let mut chain = chain(input_rate_hz, Filters::default());
     let faster = Filters {
         rate: 1.25,
@@ -132,7 +127,7 @@ fn a_live_rate_change_between_two_resamplers_is_spliced_without_a_click() {
 
 #[test]
 fn a_resampler_made_neutral_leaves_the_chain_and_the_audio_stays_whole() {
-    let input = sine(440.0, AMPLITUDE, RATE_HZ, 96_000);
+    let input = sine(440.0, AMPLITUDE, RATE_HZ, 96_000, 2);
     let mut chain = chain(
         RATE_HZ,
         Filters {
@@ -157,7 +152,7 @@ fn a_resampler_made_neutral_leaves_the_chain_and_the_audio_stays_whole() {
 
 #[test]
 fn eq_and_gain_made_neutral_leave_the_chain() {
-    let input = sine(440.0, AMPLITUDE, RATE_HZ, 48_000);
+    let input = sine(440.0, AMPLITUDE, RATE_HZ, 48_000, 2);
     let start = Filters {
         volume: 1.5,
         eq_preset: EqPreset::Voice,
@@ -190,7 +185,7 @@ fn longest_run_near_peak(samples: &[f32]) -> usize {
 
 #[test]
 fn a_bass_boost_on_a_full_scale_tone_is_limited_not_clipped() {
-    let input = sine(100.0, 1.0, RATE_HZ, 96_000);
+    let input = sine(100.0, 1.0, RATE_HZ, 96_000, 2);
     let mut chain = chain(
         RATE_HZ,
         Filters {
@@ -216,7 +211,7 @@ fn a_bass_boost_on_a_full_scale_tone_is_limited_not_clipped() {
 
 #[test]
 fn a_live_eq_boost_engages_the_limiter() {
-    let input = sine(100.0, 1.0, RATE_HZ, 96_000);
+    let input = sine(100.0, 1.0, RATE_HZ, 96_000, 2);
     let mut chain = chain(RATE_HZ, Filters::default());
     let boost = Filters {
         eq_bands: vec![dsp::EqBand {

@@ -104,6 +104,18 @@ pub fn test_signal(channels: usize, rate_hz: u32, frames: usize, peak: f32) -> B
     Block::from_planes(planes)
 }
 
+/// `channels` identical planes of a sine at `freq_hz` and `amplitude` (peak), sampled at
+/// `rate_hz`.
+pub fn sine(freq_hz: f64, amplitude: f64, rate_hz: u32, frames: usize, channels: usize) -> Block {
+    let plane: Vec<f32> = (0..frames)
+        .map(|i| {
+            (amplitude * (std::f64::consts::TAU * freq_hz * i as f64 / f64::from(rate_hz)).sin())
+                as f32
+        })
+        .collect();
+    Block::from_planes(vec![plane; channels])
+}
+
 /// Largest absolute sample-wise difference; panics when the shapes differ.
 pub fn max_difference(a: &Block, b: &Block) -> f32 {
     assert_eq!(

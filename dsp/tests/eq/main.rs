@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod rbj;
 
 use std::f64::consts::TAU;
 
+use common::sine;
 use dsp::{Block, ConfigError, EqBand, EqPreset, Equalizer, Processor};
 use rbj::{Rbj, spec_filters};
 
@@ -15,13 +18,6 @@ const RATE_HZ: u32 = 48_000;
 
 /// Frequencies every preset is measured at.
 const PROBES_HZ: [f64; 6] = [50.0, 100.0, 1_000.0, 2_500.0, 8_000.0, 12_000.0];
-
-fn sine(freq: f64, amplitude: f64, frames: usize, channels: usize) -> Block {
-    let plane: Vec<f32> = (0..frames)
-        .map(|i| (amplitude * (TAU * freq * i as f64 / f64::from(RATE_HZ)).sin()) as f32)
-        .collect();
-    Block::from_planes(vec![plane; channels])
-}
 
 fn run(eq: &mut Equalizer, input: &Block, chunk: usize) -> Block {
     let mut output = Block::new(input.channels());
@@ -49,7 +45,7 @@ fn rms(samples: &[f32]) -> f64 {
 /// Steady-state gain in dB of `eq` for a sine at `freq`: RMS over 0.5 s (a whole number
 /// of periods for every probe) after 0.5 s of settling.
 fn measured_db(eq: &mut Equalizer, freq: f64) -> f64 {
-    let input = sine(freq, 0.25, RATE_HZ as usize, 2);
+    let input = sine(freq, 0.25, RATE_HZ, RATE_HZ as usize, 2);
     let output = run(eq, &input, 1024);
     let window = RATE_HZ as usize / 2..RATE_HZ as usize;
     let ratio = rms(&output.plane(1)[window.clone()]) / rms(&input.plane(1)[window]);
@@ -281,7 +277,7 @@ fn live_changes_crossfade_without_clicks() {
 
 #[test]
 fn a_change_during_a_crossfade_waits_for_it() {
-    let input = sine(1_000.0, 0.5, 4_800, 1);
+    let input = sine(1_000.0, 0.5, RATE_HZ, 4_800, 1);
     let mut eq = Equalizer::try_new(EqPreset::Flat, &[], 1, RATE_HZ).unwrap();
     let band = |gain_db| EqBand {
         freq_hz: 1_000.0,
@@ -326,7 +322,7 @@ fn split(block: &Block, at: usize) -> (Block, Block) {
 
 #[test]
 fn a_crossfade_does_not_depend_on_chunking() {
-    let input = sine(200.0, 0.5, 9_000, 2);
+    let input = sine(200.0, 0.5, RATE_HZ, 9_000, 2);
     let (head, tail) = split(&input, 1_000);
     let with_change = |chunk| {
         let mut eq = Equalizer::try_new(EqPreset::Voice, &[], 2, RATE_HZ).unwrap();
